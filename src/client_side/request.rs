@@ -1,0 +1,200 @@
+//! One request in client-side mode: finding the sealed cookie, opening it when the handler
+//! first reads the session, and sealing the result after the handler returns.
+
+use std::sync::{Arc, OnceLock};
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::seal::{Nonce, MAX_COOKIE_BYTES};
+use super::Sealing;
+use crate::cookie_header;
+use crate::error::SessionError;
+use crate::layer::Shared;
+use crate::record::{Change, Record, Touch};
+use crate::service::{fresh_record, nothing_kept, CookieOut};
+use crate::session::{Inner, Session};
+use crate::store::{StoreError, StoreErrorKind};
+
+/// The sealed value a request brought, kept unopened until the handler reads the session.
+pub(crate) struct Incoming {
+    value: Box<str>,
+    /// Set when the value opened: the session's nonce, and whether an old key opened it.
+    opened: OnceLock<(Nonce, bool)>,
+}
+
+/// The one place every rejected cookie is reported, whatever was wrong with it (shape,
+/// base64, key, name, purpose, format version, payload), so the logs tell an attacker
+/// nothing the response does not. The value itself is never logged.
+fn rejected() {
+    tracing::debug!(
+        target: "session_layer::client_side",
+        "session cookie rejected: not sealed for this cookie and purpose by a key of the ring, \
+         or malformed; the request is anonymous"
+    );
+}
+
+/// The [`Session`] of a request in client-side mode. Only the value's shape is checked here;
+/// the cryptography waits for the handler's first read.
+pub(crate) fn session_for(
+    shared: Arc<Shared>,
+    sealing: &Sealing,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Session {
+    let found = cookie_header::find(headers, shared.cookie.name.as_bytes(), |v| {
+        sealing.sealer.has_shape(v)
+    });
+    let incoming = found
+        .first_valid
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|v| Incoming {
+            value: v.into(),
+            opened: OnceLock::new(),
+        });
+    if found.present && incoming.is_none() {
+        rejected();
+    }
+    Session::new_sealed(shared, incoming, found.present, now)
+}
+
+/// Opens the request's cookie: the live record it holds, or `None` for a missing, rejected
+/// or expired cookie, or one the app's not-before check voids.
+///
+/// # Errors
+///
+/// Only the app's not-before check can fail; a bad cookie is never an error.
+pub(crate) async fn load(inner: &Inner, sealing: &Sealing) -> Result<Option<Record>, StoreError> {
+    let Some(incoming) = &inner.sealed else {
+        return Ok(None);
+    };
+    let Some(opened) = sealing.sealer.open(&incoming.value) else {
+        rejected();
+        return Ok(None);
+    };
+    let record = opened.record;
+    if !record.is_live(inner.now) {
+        return Ok(None);
+    }
+    if let (Some(not_before), Some(user)) = (&sealing.not_before, &record.meta.user) {
+        if not_before
+            .check(user)
+            .await?
+            .is_some_and(|t| record.meta.created < t)
+        {
+            return Ok(None);
+        }
+    }
+    let _ = incoming.opened.set((opened.nonce, opened.old_key));
+    Ok(Some(record))
+}
+
+/// Refuses a write that would make the cookie larger than browsers keep, while the handler
+/// can still react. The layer checks again when it seals, as metadata set later in the
+/// request (a long user name, say) also counts.
+pub(crate) async fn check_insert(
+    session: &Session,
+    key: &str,
+    value: &Value,
+) -> Result<(), SessionError> {
+    let inner = session.inner();
+    let Some(sealing) = &inner.shared.client_side else {
+        return Ok(());
+    };
+    let loaded = inner
+        .loaded
+        .get_or_try_init(|| load(inner, sealing))
+        .await?;
+    let mut record = {
+        let state = session.state();
+        let mut record = match loaded {
+            Some(record) if !state.destroyed => record.clone(),
+            _ => Record::from_parts(Map::new(), session.fresh_meta(&state.change)),
+        };
+        state.change.apply_to(&mut record);
+        record
+    };
+    record.data_mut().insert(key.to_owned(), value.clone());
+    let bytes = sealing.sealer.cookie_len(&record);
+    if bytes > MAX_COOKIE_BYTES {
+        return Err(SessionError::CookieTooLarge { bytes });
+    }
+    Ok(())
+}
+
+/// Decides the cookie after the handler: unchanged, a new sealed value, or a removal.
+pub(crate) async fn save(session: &Session, sealing: &Sealing) -> Result<CookieOut, StoreError> {
+    let inner = session.inner();
+    let (destroyed, rotate, mut change) = {
+        let state = session.state();
+        (state.destroyed, state.rotate, state.change.clone())
+    };
+    if destroyed {
+        // Nothing to delete: the removal cookie (or a new session) replaces the old value.
+        return fresh_or_clear(session, sealing, &change);
+    }
+    if !rotate && change.is_empty() && inner.loaded.get().is_none() {
+        // Nothing was read (or the read failed) and nothing changed: no reason to open.
+        return Ok(CookieOut::Keep);
+    }
+    // A write that no read preceded opens the cookie now: the whole record is resealed.
+    let loaded = inner
+        .loaded
+        .get_or_try_init(|| load(inner, sealing))
+        .await?;
+    let Some(record) = loaded else {
+        return fresh_or_clear(session, sealing, &change);
+    };
+    let (nonce, old_key) = inner
+        .sealed
+        .as_ref()
+        .and_then(|s| s.opened.get())
+        .expect("a loaded record came from an opened cookie");
+
+    let now = inner.now;
+    let expiry = &inner.shared.expiry;
+    let persistent = change.persistent.unwrap_or(record.meta.persistent);
+    let idle_deadline = now + expiry.idle_for(persistent);
+    let step = time::Duration::try_from(expiry.touch_step).unwrap_or(time::Duration::MAX);
+    let due = idle_deadline.min(record.meta.absolute_deadline) - record.meta.idle_deadline > step;
+    if !due && !rotate && !old_key && change.is_empty() {
+        return Ok(CookieOut::Keep);
+    }
+    // Resealing costs the same with or without a touch, so every reseal is one.
+    change.touch = Some(Touch {
+        seen: now,
+        idle_deadline,
+    });
+    let mut record = record.clone();
+    change.apply_to(&mut record);
+    let nonce = if rotate {
+        Nonce::generate()
+    } else {
+        nonce.clone()
+    };
+    seal(sealing, record, &nonce)
+}
+
+/// A new sealed session holding `change`, if the request wrote anything worth keeping, or the
+/// removal of a cookie that named no live session.
+fn fresh_or_clear(
+    session: &Session,
+    sealing: &Sealing,
+    change: &Change,
+) -> Result<CookieOut, StoreError> {
+    match fresh_record(session, change) {
+        Some(record) => seal(sealing, record, &Nonce::generate()),
+        None => Ok(nothing_kept(session)),
+    }
+}
+
+fn seal(sealing: &Sealing, record: Record, nonce: &Nonce) -> Result<CookieOut, StoreError> {
+    match sealing.sealer.seal(&record, nonce) {
+        Ok(value) => Ok(CookieOut::Sealed(value, record.meta)),
+        Err(bytes) => Err(StoreError::new(
+            StoreErrorKind::TooLarge,
+            format!("{}", SessionError::CookieTooLarge { bytes }),
+        )),
+    }
+}

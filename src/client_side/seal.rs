@@ -1,0 +1,322 @@
+//! Sealing a session record into a cookie value and opening it again.
+//!
+//! The record becomes a small JSON payload (data only, never code) that carries its own
+//! format version, a random session nonce, the deadlines and the persistence flag. The
+//! `cookie` crate seals it: its private jar (AES-256-GCM, with the cookie name as associated
+//! data) by default, or its signed jar (HMAC-SHA256) in signed-only mode, where the payload
+//! is base64url so the value stays a legal cookie value. Keys come from the [`KeyRing`],
+//! derived per mode, purpose and cookie name.
+//!
+//! [`KeyRing`]: super::KeyRing
+
+use std::io;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use cookie::{Cookie, CookieJar, Key};
+use rand::TryRngCore as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::record::{Metadata, Record};
+
+/// The format of the sealed payload. A cookie of any other version is rejected.
+const FORMAT: u8 = 1;
+/// Browsers keep a cookie only while its name and value together fit in this many bytes.
+pub const MAX_COOKIE_BYTES: usize = 4096;
+/// Random bytes of the session nonce: new at creation and at every rotation.
+const NONCE_BYTES: usize = 16;
+/// AES-GCM nonce and tag the private jar adds around the payload.
+const PRIVATE_OVERHEAD: usize = 12 + 16;
+/// The signed jar's prefix: an HMAC-SHA256 tag in padded base64.
+const SIGNED_PREFIX: usize = 44;
+
+/// How cookies are sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Authenticated encryption: the client can neither read nor change the session.
+    Private,
+    /// Authentication only: the client can read the session, not change it.
+    Signed,
+}
+
+impl Mode {
+    /// Names the mode in key derivation, so the two modes never share keys.
+    pub(crate) fn label(self) -> &'static [u8] {
+        match self {
+            Self::Private => b"private:aes-256-gcm",
+            Self::Signed => b"signed:hmac-sha256",
+        }
+    }
+
+    /// The length of a sealed value holding `json` bytes of payload.
+    pub(crate) fn sealed_len(self, json: usize) -> usize {
+        match self {
+            Self::Private => (json + PRIVATE_OVERHEAD).div_ceil(3) * 4,
+            Self::Signed => SIGNED_PREFIX + (json * 4).div_ceil(3),
+        }
+    }
+
+    /// Whether `value` could be a sealed value of this mode at all: checked before any
+    /// decoding or cryptography, so junk costs next to nothing.
+    pub(crate) fn has_shape(self, value: &[u8], max_len: usize) -> bool {
+        let min = self.sealed_len(1);
+        if value.len() < min || value.len() > max_len {
+            return false;
+        }
+        match self {
+            Self::Private => {
+                let body = value
+                    .strip_suffix(b"==")
+                    .or_else(|| value.strip_suffix(b"="))
+                    .unwrap_or(value);
+                value.len().is_multiple_of(4) && body.iter().all(|b| is_base64(*b, b'+', b'/'))
+            }
+            Self::Signed => {
+                let (tag, payload) = value.split_at(SIGNED_PREFIX);
+                tag.ends_with(b"=")
+                    && tag[..SIGNED_PREFIX - 1]
+                        .iter()
+                        .all(|b| is_base64(*b, b'+', b'/'))
+                    && payload.iter().all(|b| is_base64(*b, b'-', b'_'))
+            }
+        }
+    }
+}
+
+fn is_base64(b: u8, extra1: u8, extra2: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == extra1 || b == extra2
+}
+
+/// The random nonce that makes each session's cookies distinct from every other's, even
+/// with equal data; a rotation draws a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Nonce(String);
+
+impl Nonce {
+    pub(crate) fn generate() -> Self {
+        let mut bytes = [0u8; NONCE_BYTES];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .expect("the operating system's random number generator failed");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A stand-in of the right length, for measuring a payload before it is sealed.
+    fn placeholder() -> Self {
+        Self("A".repeat((NONCE_BYTES * 4).div_ceil(3)))
+    }
+}
+
+/// The sealed payload, as written: short field names, since every byte counts against the
+/// cookie budget.
+#[derive(Serialize)]
+struct PayloadOut<'a> {
+    v: u8,
+    n: &'a str,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    c: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    s: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    i: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    a: OffsetDateTime,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    p: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    u: Option<&'a str>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    d: &'a Map<String, Value>,
+}
+
+/// The sealed payload, as read back.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadIn {
+    v: u8,
+    n: String,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    c: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    s: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    i: OffsetDateTime,
+    #[serde(with = "time::serde::timestamp::milliseconds")]
+    a: OffsetDateTime,
+    #[serde(default)]
+    p: bool,
+    #[serde(default)]
+    u: Option<String>,
+    #[serde(default)]
+    d: Map<String, Value>,
+}
+
+impl<'a> PayloadOut<'a> {
+    fn new(record: &'a Record, nonce: &'a Nonce) -> Self {
+        let m = &record.meta;
+        Self {
+            v: FORMAT,
+            n: &nonce.0,
+            c: m.created,
+            s: m.last_seen,
+            i: m.idle_deadline,
+            a: m.absolute_deadline,
+            p: m.persistent,
+            u: m.user.as_deref(),
+            d: record.data(),
+        }
+    }
+}
+
+/// A record as a cookie opened it.
+pub(crate) struct Opened {
+    pub(crate) record: Record,
+    pub(crate) nonce: Nonce,
+    /// Opened by a key other than the first: the response reseals it with the first.
+    pub(crate) old_key: bool,
+}
+
+/// Seals and opens the session cookie of one layer.
+pub(crate) struct Sealer {
+    mode: Mode,
+    /// Derived for this mode, purpose and cookie name; the first seals.
+    keys: Vec<Key>,
+    cookie_name: String,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("mode", &self.mode)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    pub(crate) fn new(mode: Mode, keys: Vec<Key>, cookie_name: String) -> Self {
+        assert!(!keys.is_empty(), "a key ring is never empty");
+        Self {
+            mode,
+            keys,
+            cookie_name,
+        }
+    }
+
+    /// The longest cookie value that fits the browser budget next to the name.
+    pub(crate) fn max_value_len(&self) -> usize {
+        MAX_COOKIE_BYTES.saturating_sub(self.cookie_name.len())
+    }
+
+    /// Whether the request's cookie value is worth trying to open.
+    pub(crate) fn has_shape(&self, value: &[u8]) -> bool {
+        self.mode.has_shape(value, self.max_value_len())
+    }
+
+    /// How many bytes of name and value the cookie for `record` will take.
+    pub(crate) fn cookie_len(&self, record: &Record) -> usize {
+        let mut counter = Counter(0);
+        serde_json::to_writer(
+            &mut counter,
+            &PayloadOut::new(record, &Nonce::placeholder()),
+        )
+        .expect("a JSON map of JSON values always serializes");
+        self.cookie_name.len() + self.mode.sealed_len(counter.0)
+    }
+
+    /// Seals `record` with the first key, or says how large the cookie would have been if
+    /// it does not fit the browser budget.
+    pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
+        let json = serde_json::to_string(&PayloadOut::new(record, nonce))
+            .expect("a JSON map of JSON values always serializes");
+        let value = self.seal_text(json);
+        let len = self.cookie_name.len() + value.len();
+        if len > MAX_COOKIE_BYTES {
+            return Err(len);
+        }
+        Ok(value)
+    }
+
+    fn seal_text(&self, plaintext: String) -> String {
+        let key = &self.keys[0];
+        let mut jar = CookieJar::new();
+        match self.mode {
+            Mode::Private => jar
+                .private_mut(key)
+                .add(Cookie::new(self.cookie_name.clone(), plaintext)),
+            Mode::Signed => jar.signed_mut(key).add(Cookie::new(
+                self.cookie_name.clone(),
+                URL_SAFE_NO_PAD.encode(plaintext),
+            )),
+        }
+        jar.get(&self.cookie_name)
+            .expect("the jar holds the cookie just added")
+            .value()
+            .to_owned()
+    }
+
+    /// Opens a cookie value that has the right shape. `None` for every kind of failure
+    /// alike: no key opens it, it is not a payload of the current format, or it is not
+    /// well-formed. Expiry is the caller's to check.
+    pub(crate) fn open(&self, value: &str) -> Option<Opened> {
+        let (plaintext, index) = self
+            .keys
+            .iter()
+            .enumerate()
+            .find_map(|(i, key)| self.open_with(key, value).map(|p| (p, i)))?;
+        let payload: PayloadIn = serde_json::from_slice(&plaintext).ok()?;
+        if payload.v != FORMAT {
+            return None;
+        }
+        let meta = Metadata {
+            created: payload.c,
+            last_seen: payload.s,
+            idle_deadline: payload.i,
+            absolute_deadline: payload.a,
+            persistent: payload.p,
+            user: payload.u,
+        };
+        Some(Opened {
+            record: Record::from_parts(payload.d, meta),
+            nonce: Nonce(payload.n),
+            old_key: index > 0,
+        })
+    }
+
+    fn open_with(&self, key: &Key, value: &str) -> Option<Vec<u8>> {
+        let jar = CookieJar::new();
+        let cookie = Cookie::new(self.cookie_name.clone(), value.to_owned());
+        match self.mode {
+            Mode::Private => jar
+                .private(key)
+                .decrypt(cookie)
+                .map(|c| c.value().as_bytes().to_vec()),
+            Mode::Signed => jar
+                .signed(key)
+                .verify(cookie)
+                .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok()),
+        }
+    }
+
+    /// Seals any text with the first key, as if it were a payload; for tests and the fuzz
+    /// target, to reach the payload parser behind the cryptography.
+    pub(crate) fn seal_raw(&self, plaintext: &str) -> String {
+        self.seal_text(plaintext.to_owned())
+    }
+}
+
+/// Counts the bytes of JSON a payload takes without keeping them.
+struct Counter(usize);
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

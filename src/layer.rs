@@ -1,0 +1,265 @@
+//! [`SessionLayer`] and its builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use tower_layer::Layer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{
+    ConfigError, CookieConfig, ExpiryConfig, Limits, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME,
+};
+use crate::service::SessionService;
+use crate::store::SessionStore;
+
+/// The Tower layer that gives every request a [`Session`](crate::Session).
+///
+/// `SessionLayer::new(store)` uses the defaults, which need no change to pass a security
+/// audit; [`SessionLayer::builder`] changes them, and refuses combinations browsers would
+/// reject or that defeat a protection.
+///
+/// | setting | default | why |
+/// | --- | --- | --- |
+/// | cookie name | `__Host-session` | browsers only accept it Secure, on `/`, without Domain, so no subdomain or plain-http page can plant it |
+/// | `Secure` | on | the cookie never travels over plain http; [`with_plain_http_for_development`](SessionLayerBuilder::with_plain_http_for_development) turns it off for local work |
+/// | `HttpOnly` | always | page scripts (and XSS) cannot read the cookie |
+/// | `SameSite` | `Lax` | cross-site subrequests and form POSTs carry no cookie; links from other sites still arrive signed in |
+/// | `Path` / `Domain` | `/` / none | the cookie goes to this host only |
+/// | idle timeout | 1 hour (14 days when persistent) | an abandoned session ends |
+/// | absolute timeout | 30 days | even an active session ends |
+/// | touch step | 1 minute | activity moves the idle deadline, but writes the store at most once a step |
+/// | limits | 64 KiB of JSON, 1,024 keys | a session cannot grow without bound |
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use session_layer::{MemoryStore, SessionLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(SessionLayer::new(MemoryStore::default()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What every request of one layer shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn SessionStore>,
+    pub(crate) cookie: CookieConfig,
+    pub(crate) expiry: ExpiryConfig,
+    pub(crate) limits: Limits,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) save_error_status: StatusCode,
+    /// Set in client-side mode, where cookies carry the sessions and `backend` is unused.
+    #[cfg(feature = "client-side")]
+    pub(crate) client_side: Option<crate::client_side::Sealing>,
+}
+
+impl ExpiryConfig {
+    pub(crate) fn idle_for(&self, persistent: bool) -> time::Duration {
+        let d = if persistent {
+            self.persistent_idle.min(self.absolute)
+        } else {
+            self.idle
+        };
+        time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+    }
+}
+
+impl SessionLayer {
+    /// A layer over `store` with the default settings (see the table above).
+    #[must_use]
+    pub fn new(store: impl SessionStore) -> Self {
+        Self::builder(store)
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder over `store`, to change the defaults.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_layer::{MemoryStore, SameSite, SessionLayer};
+    ///
+    /// let layer = SessionLayer::builder(MemoryStore::default())
+    ///     .with_same_site(SameSite::Strict)
+    ///     .with_idle_timeout(Duration::from_secs(15 * 60))
+    ///     .build()?;
+    /// # Ok::<(), session_layer::ConfigError>(())
+    /// ```
+    pub fn builder(store: impl SessionStore) -> SessionLayerBuilder {
+        SessionLayerBuilder {
+            backend: Arc::new(store),
+            cookie: CookieConfig::default(),
+            expiry: ExpiryConfig::default(),
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            save_error_status: StatusCode::INTERNAL_SERVER_ERROR,
+            #[cfg(feature = "client-side")]
+            client_side: None,
+        }
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.shared.clone())
+    }
+}
+
+/// Builds a [`SessionLayer`]; [`build`](Self::build) checks the settings.
+#[derive(Debug)]
+#[must_use]
+pub struct SessionLayerBuilder {
+    backend: Arc<dyn SessionStore>,
+    cookie: CookieConfig,
+    expiry: ExpiryConfig,
+    limits: Limits,
+    clock: Arc<dyn Clock>,
+    save_error_status: StatusCode,
+    #[cfg(feature = "client-side")]
+    client_side: Option<crate::client_side::ClientSide>,
+}
+
+impl SessionLayerBuilder {
+    #[cfg(feature = "client-side")]
+    pub(crate) fn with_client_side(mut self, config: crate::client_side::ClientSide) -> Self {
+        self.client_side = Some(config);
+        self
+    }
+
+    /// The cookie's name. Default: `__Host-session`. Matched byte for byte in requests.
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie.name = name.into();
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default: `Lax`. `None` requires `Secure`.
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.cookie.same_site = same_site;
+        self
+    }
+
+    /// The cookie's `Secure` attribute. Default: on. Comes from here only, never from the
+    /// request, so a proxy that terminates TLS cannot turn it off by accident.
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.cookie.secure = secure;
+        self
+    }
+
+    /// The cookie's `Path`. Default: `/` (required by a `__Host-` name).
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie.path = path.into();
+        self
+    }
+
+    /// The cookie's `Domain`. Default: none, so only this host receives it. A `__Host-` name
+    /// forbids it; pick another name to share the cookie with subdomains.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie.domain = Some(domain.into());
+        self
+    }
+
+    /// The one switch for local development over plain `http://`: turns `Secure` off and, if
+    /// the name is still the default `__Host-session`, renames the cookie `session` (browsers
+    /// reject `__Host-` cookies without `Secure`). Never use it in production.
+    pub fn with_plain_http_for_development(mut self) -> Self {
+        self.cookie.secure = false;
+        if self.cookie.name == DEFAULT_COOKIE_NAME {
+            self.cookie.name = DEV_COOKIE_NAME.to_owned();
+        }
+        self
+    }
+
+    /// How long a browser-only session lives without a request. Default: 1 hour.
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.expiry.idle = idle;
+        self
+    }
+
+    /// How long a persistent ("remember me") session lives without a request. Default: 14
+    /// days. Capped at the absolute timeout.
+    pub fn with_persistent_idle_timeout(mut self, idle: Duration) -> Self {
+        self.expiry.persistent_idle = idle;
+        self
+    }
+
+    /// How long any session lives at most, active or not, counted from its creation and kept
+    /// across rotations. Default: 30 days.
+    pub fn with_absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.expiry.absolute = absolute;
+        self
+    }
+
+    /// The idle deadline is only rewritten when a request would move it by more than this, so
+    /// a busy session is not written on every request. Default: 1 minute. Must be shorter
+    /// than the idle timeout.
+    pub fn with_touch_step(mut self, step: Duration) -> Self {
+        self.expiry.touch_step = step;
+        self
+    }
+
+    /// The most JSON one session may hold, roughly, and the most keys. Writes past either are
+    /// a [`SessionError::TooLarge`](crate::SessionError::TooLarge). Default: 64 KiB and 1,024.
+    pub fn with_limits(mut self, max_bytes: usize, max_keys: usize) -> Self {
+        self.limits = Limits {
+            max_bytes,
+            max_keys,
+        };
+        self
+    }
+
+    /// The status of the response when saving the session fails after the handler ran.
+    /// Default: `500 Internal Server Error`. The handler's response is replaced, since the
+    /// client must not believe a change was kept.
+    pub fn with_save_error_status(mut self, status: StatusCode) -> Self {
+        self.save_error_status = status;
+        self
+    }
+
+    /// Where the layer reads the time. Default: the system clock. Tests pass a
+    /// [`testing::MockClock`](crate::testing::MockClock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks the settings and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming what to change: a `__Host-` name with a Domain, a Path other
+    /// than `/` or without Secure; `SameSite=None` without Secure; a name or attribute with
+    /// bytes a cookie cannot carry; timeouts that contradict each other.
+    pub fn build(self) -> Result<SessionLayer, ConfigError> {
+        self.cookie.validate()?;
+        self.expiry.validate()?;
+        if !self.save_error_status.is_server_error() {
+            return Err(ConfigError::new(
+                "the save error status must be a 5xx: the client must not take a failed save for success",
+            ));
+        }
+        #[cfg(feature = "client-side")]
+        let client_side = self
+            .client_side
+            .map(|c| c.into_sealing(&self.cookie.name))
+            .transpose()?;
+        Ok(SessionLayer {
+            shared: Arc::new(Shared {
+                backend: self.backend,
+                cookie: self.cookie,
+                expiry: self.expiry,
+                limits: self.limits,
+                clock: self.clock,
+                save_error_status: self.save_error_status,
+                #[cfg(feature = "client-side")]
+                client_side,
+            }),
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Sessions for axum and any Tower service: secure cookies, ID rotation at sign-in, real
+//! sign-out, idle and absolute timeouts that both hold, "remember me", per-user listing and
+//! revocation, and pluggable stores that only ever see a hash of the session ID.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+//!
+//! async fn handler(session: Session) -> Result<String, SessionError> {
+//!     let visits: u64 = session.get("visits").await?.unwrap_or(0);
+//!     session.insert("visits", visits + 1).await?;
+//!     Ok(format!("{visits} visits"))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(handler))
+//!     .layer(SessionLayer::new(MemoryStore::default()));
+//! ```
+//!
+//! # How a request goes
+//!
+//! 1. The layer finds the cookie named exactly as configured (byte for byte: no
+//!    percent-decoding, trimming or case folding) across all `Cookie` headers and checks the
+//!    value's shape. If several cookies carry the name, the first whose value is a well-formed
+//!    ID wins; values are never merged. At most 256 cookie pairs are read. A missing or
+//!    malformed cookie makes an anonymous request: no store call, no error.
+//! 2. The handler's first read loads the record, once. Writes are collected per key.
+//! 3. After the handler, the layer runs at most one store operation (create, update, touch,
+//!    rotate or delete) and only then writes `Set-Cookie`. A session nobody wrote to is
+//!    never stored. A save whose session ended meanwhile (a logout in another tab, expiry)
+//!    never brings it back: the request's own writes go to a new session with a new ID
+//!    instead, the one case where a request makes two store calls.
+//! 4. Responses that read or wrote the session get `Vary: Cookie` and `Cache-Control:
+//!    private`.
+//!
+//! # Flash messages
+//!
+//! [`flash::set_flash`] keeps a note ("Signed out", "Password changed") in the session for
+//! the next page only; [`flash::take_flash`] shows it once.
+//!
+//! # Stores
+//!
+//! [`MemoryStore`] is built in. `session-layer-redis`, `session-layer-postgres` and
+//! `session-layer-sqlite` implement the same [`SessionStore`] contract and pass the same
+//! conformance suite ([`testing`]).
+//!
+//! Without a store, the `client-side` feature keeps each session sealed in its cookie
+//! ([`client_side`]): the same [`Session`] API, with limits on size and revocation.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `axum` | on | the [`Session`] extractor for axum handlers |
+//! | `testing` | off | [`testing::MockClock`] and the store conformance suite, for store authors |
+//! | `client-side` | off | [`client_side`]: sessions sealed in their cookie, no store (`SessionLayer::client_side`) |
+//!
+//! Without axum, a Tower service finds the [`Session`] in the request's extensions:
+//!
+//! ```
+//! # async fn run() {
+//! use http::{Request, Response};
+//! use session_layer::{MemoryStore, Session, SessionLayer};
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! let svc = SessionLayer::new(MemoryStore::default()).layer(service_fn(
+//!     |req: Request<()>| async move {
+//!         let session = req.extensions().get::<Session>().unwrap().clone();
+//!         session.insert("seen", true).await.unwrap();
+//!         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+//!     },
+//! ));
+//! let res = svc.oneshot(Request::new(())).await.unwrap();
+//! assert!(res.headers().contains_key("set-cookie"));
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run());
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "client-side")]
+pub mod client_side;
+pub mod clock;
+mod config;
+mod cookie_header;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+pub mod flash;
+#[doc(hidden)]
+pub mod fuzz;
+pub mod id;
+mod layer;
+pub mod record;
+mod service;
+mod session;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[cfg(feature = "client-side")]
+pub use client_side::{ClientSide, KeyRing};
+pub use config::{ConfigError, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, MAX_COOKIE_AGE};
+pub use error::SessionError;
+#[cfg(feature = "axum")]
+pub use extract::MissingSessionLayer;
+pub use layer::{SessionLayer, SessionLayerBuilder};
+pub use service::{ResponseFuture, SessionService};
+pub use session::Session;
+pub use store::memory::MemoryStore;
+pub use store::{SessionStore, StoreError, StoreErrorKind};
+
+/// Runs a doc example against a fresh session on a [`MemoryStore`]. Not part of the API.
+#[doc(hidden)]
+pub fn doctest<F, Fut>(f: F)
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<(), SessionError>>,
+{
+    let layer = SessionLayer::new(MemoryStore::default());
+    let now = clock::to_millis(time::OffsetDateTime::now_utc());
+    let session = Session::new(layer.shared, None, false, now);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime for the example")
+        .block_on(f(session))
+        .expect("the example succeeds");
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

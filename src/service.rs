@@ -1,0 +1,401 @@
+//! [`SessionService`]: puts a [`Session`] into each request and saves it afterwards.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use tower_service::Service;
+
+use crate::clock::to_millis;
+use crate::config::MAX_COOKIE_AGE;
+use crate::cookie_header;
+use crate::id::SessionId;
+use crate::layer::Shared;
+use crate::record::{Change, Metadata, Record, Touch};
+use crate::session::Session;
+use crate::store::{Rotated, StoreError, StoreErrorKind};
+
+/// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
+/// broken random source rather than of bad luck).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+/// The response future of [`SessionService`].
+pub struct ResponseFuture<R, E> {
+    inner: Pin<Box<dyn Future<Output = Result<R, E>> + Send>>,
+}
+
+impl<R, E> std::fmt::Debug for ResponseFuture<R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<R, E> Future for ResponseFuture<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let session = session_for(self.shared.clone(), req.headers());
+        req.extensions_mut().insert(session.clone());
+
+        // The clone is ready only if `self.inner` was; keep the ready one for this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let mut response = inner.call(req).await?;
+                finish(&session, &mut response).await;
+                Ok(response)
+            }),
+        }
+    }
+}
+
+/// The request's session, named by the session ID in its cookie (or, in client-side mode,
+/// carried by the cookie).
+fn session_for(shared: Arc<Shared>, headers: &HeaderMap) -> Session {
+    let now = to_millis(shared.clock.now());
+    #[cfg(feature = "client-side")]
+    if let Some(sealing) = &shared.client_side {
+        return crate::client_side::session_for(shared.clone(), sealing, headers, now);
+    }
+    let found = cookie_header::find(headers, shared.cookie.name.as_bytes(), |v| {
+        SessionId::parse(v).is_some()
+    });
+    let id = found.first_valid.and_then(SessionId::parse);
+    Session::new(shared, id, found.present, now)
+}
+
+/// What the response should say about the cookie.
+pub(crate) enum CookieOut {
+    Keep,
+    Set(SessionId, Metadata),
+    Remove,
+    /// A client-side session's new sealed value.
+    #[cfg(feature = "client-side")]
+    Sealed(String, Metadata),
+}
+
+/// Runs the one store operation the request needs, then writes the headers.
+async fn finish<B: Default>(session: &Session, response: &mut Response<B>) {
+    let shared = &session.inner().shared;
+    if !session.state().accessed {
+        return;
+    }
+    match save(session).await {
+        Ok(out) => {
+            let headers = response.headers_mut();
+            match out {
+                CookieOut::Keep => {}
+                CookieOut::Set(id, meta) => {
+                    let value = set_cookie(shared, id.expose(), &meta, session.inner().now);
+                    headers.append(SET_COOKIE, value);
+                }
+                #[cfg(feature = "client-side")]
+                CookieOut::Sealed(value, meta) => {
+                    let value = set_cookie(shared, value, &meta, session.inner().now);
+                    headers.append(SET_COOKIE, value);
+                }
+                CookieOut::Remove => {
+                    headers.append(SET_COOKIE, removal_cookie(shared));
+                }
+            }
+            mark_private(headers);
+        }
+        Err(error) => {
+            tracing::error!(
+                target: "session_layer",
+                error = %error,
+                "saving the session failed; the response is replaced by an error"
+            );
+            let mut failed = Response::new(B::default());
+            *failed.status_mut() = shared.save_error_status;
+            mark_private(failed.headers_mut());
+            *response = failed;
+        }
+    }
+}
+
+async fn save(session: &Session) -> Result<CookieOut, StoreError> {
+    let inner = session.inner();
+    #[cfg(feature = "client-side")]
+    if let Some(sealing) = &inner.shared.client_side {
+        return crate::client_side::save(session, sealing).await;
+    }
+    let (destroyed, rotate, mut change) = {
+        let state = session.state();
+        (state.destroyed, state.rotate, state.change.clone())
+    };
+    let store = &inner.shared.backend;
+    let now = inner.now;
+
+    if destroyed {
+        if let Some(id) = &inner.cookie_id {
+            store.delete(&id.storage_key()).await?;
+        }
+        return create_or_clear(session, &change).await;
+    }
+
+    let Some(id) = &inner.cookie_id else {
+        return create_or_clear(session, &change).await;
+    };
+    let loaded = inner.loaded.get();
+    if let Some(None) = loaded {
+        // Loaded and found nothing: unknown or expired. Never adopt the client's ID.
+        return create_or_clear(session, &change).await;
+    }
+    let loaded = loaded.and_then(Option::as_ref);
+
+    let expiry = &inner.shared.expiry;
+    match (loaded, change.persistent) {
+        (Some(record), _) => change.touch = due_touch(session, change.persistent, &record.meta),
+        // Persistence changes the idle timeout, so the deadline moves with it.
+        (None, Some(persistent)) => {
+            change.touch = Some(Touch {
+                seen: now,
+                idle_deadline: now + expiry.idle_for(persistent),
+            });
+        }
+        // A blind write: whether a touch is due shows in the metadata the store returns.
+        (None, None) => {}
+    }
+    let blind = change.touch.is_none() && loaded.is_none();
+    let key = id.storage_key();
+
+    if rotate {
+        for _ in 0..CREATE_ATTEMPTS {
+            let new_id = SessionId::generate();
+            let new_key = new_id.storage_key();
+            match store.rotate(&key, &new_key, &change, now).await? {
+                Rotated::Done(mut meta) => {
+                    if blind {
+                        follow_up_touch(session, &new_key, &mut meta).await?;
+                    }
+                    return Ok(CookieOut::Set(new_id, meta));
+                }
+                Rotated::Gone => return create_or_clear(session, &change).await,
+                Rotated::Collision => continue,
+                #[allow(unreachable_patterns)]
+                _ => break,
+            }
+        }
+        return Err(collision_error());
+    }
+
+    if change.is_empty() {
+        return Ok(CookieOut::Keep);
+    }
+    let mut resend = change.persistent.is_some()
+        || (change.touch.is_some() && loaded.is_some_and(|r| r.meta.persistent));
+    let meta = if !change.touches_data() && change.persistent.is_none() && change.user.is_none() {
+        let touch = change
+            .touch
+            .expect("a non-empty change without data is a touch");
+        if store.touch(&key, touch.seen, touch.idle_deadline).await? {
+            loaded.map(|r| {
+                let mut meta = r.meta.clone();
+                change.apply_meta(&mut meta);
+                meta
+            })
+        } else {
+            None
+        }
+    } else {
+        match store.update(&key, &change, now).await? {
+            Some(mut meta) if blind => {
+                resend |= follow_up_touch(session, &key, &mut meta).await? && meta.persistent;
+                Some(meta)
+            }
+            other => other,
+        }
+    };
+    match meta {
+        Some(meta) if resend => Ok(CookieOut::Set(id.clone(), meta)),
+        Some(_) => Ok(CookieOut::Keep),
+        // The session ended while this request ran (logout elsewhere, expiry): its writes go
+        // to a new session, never back into the old one.
+        None => create_or_clear(session, &change).await,
+    }
+}
+
+/// The touch a request's activity calls for, if the idle deadline would move by more than the
+/// touch step or persistence changes.
+fn due_touch(session: &Session, persistent: Option<bool>, meta: &Metadata) -> Option<Touch> {
+    let inner = session.inner();
+    let expiry = &inner.shared.expiry;
+    let step = time::Duration::try_from(expiry.touch_step).unwrap_or(time::Duration::MAX);
+    let idle_for = expiry.idle_for(persistent.unwrap_or(meta.persistent));
+    let idle_deadline = (inner.now + idle_for).min(meta.absolute_deadline);
+    (persistent.is_some() || idle_deadline - meta.idle_deadline > step).then_some(Touch {
+        seen: inner.now,
+        idle_deadline,
+    })
+}
+
+/// After a blind write, moves the idle deadline if the returned metadata shows it is due: a
+/// second store call, at most once per touch step. Returns whether it touched.
+async fn follow_up_touch(
+    session: &Session,
+    key: &crate::id::StorageKey,
+    meta: &mut Metadata,
+) -> Result<bool, StoreError> {
+    let Some(touch) = due_touch(session, None, meta) else {
+        return Ok(false);
+    };
+    let store = &session.inner().shared.backend;
+    if !store.touch(key, touch.seen, touch.idle_deadline).await? {
+        return Ok(false);
+    }
+    meta.last_seen = touch.seen;
+    meta.idle_deadline = touch.idle_deadline;
+    Ok(true)
+}
+
+/// The record a new session holding `change` starts with, or `None` when the request wrote
+/// nothing worth keeping (then [`nothing_kept`] says what to do with the cookie).
+pub(crate) fn fresh_record(session: &Session, change: &Change) -> Option<Record> {
+    if change.set.is_empty() && !matches!(change.user, Some(Some(_))) {
+        return None;
+    }
+    let mut record = Record::from_parts(serde_json::Map::new(), session.fresh_meta(change));
+    let mut fresh = change.clone();
+    fresh.touch = None;
+    fresh.apply_to(&mut record);
+    Some(record)
+}
+
+/// With no session to keep: remove a cookie that named no live session, else send nothing.
+pub(crate) fn nothing_kept(session: &Session) -> CookieOut {
+    if session.inner().had_cookie {
+        CookieOut::Remove
+    } else {
+        CookieOut::Keep
+    }
+}
+
+/// Stores a new session holding `change`, if the request wrote anything worth keeping, or
+/// clears a cookie that named no live session.
+async fn create_or_clear(session: &Session, change: &Change) -> Result<CookieOut, StoreError> {
+    let Some(record) = fresh_record(session, change) else {
+        return Ok(nothing_kept(session));
+    };
+    for _ in 0..CREATE_ATTEMPTS {
+        let id = SessionId::generate();
+        if session
+            .inner()
+            .shared
+            .backend
+            .create(&id.storage_key(), &record)
+            .await?
+        {
+            return Ok(CookieOut::Set(id, record.meta));
+        }
+    }
+    Err(collision_error())
+}
+
+fn collision_error() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "three fresh session IDs in a row were already taken; the random source or the store is broken",
+    )
+}
+
+fn base_cookie(shared: &Shared, value: String) -> cookie::Cookie<'static> {
+    let c = &shared.cookie;
+    let mut builder = cookie::Cookie::build((c.name.clone(), value))
+        .path(c.path.clone())
+        .secure(c.secure)
+        .http_only(c.http_only)
+        .same_site(c.same_site);
+    if let Some(domain) = &c.domain {
+        builder = builder.domain(domain.clone());
+    }
+    builder.build()
+}
+
+fn set_cookie(
+    shared: &Shared,
+    value: String,
+    meta: &Metadata,
+    now: time::OffsetDateTime,
+) -> HeaderValue {
+    let mut cookie = base_cookie(shared, value);
+    if meta.persistent {
+        let remaining = (meta.expires() - now).max(time::Duration::ZERO);
+        let cap = time::Duration::try_from(MAX_COOKIE_AGE).unwrap_or(time::Duration::MAX);
+        cookie.set_max_age(remaining.min(cap));
+    }
+    header_value(&cookie)
+}
+
+fn removal_cookie(shared: &Shared) -> HeaderValue {
+    let mut cookie = base_cookie(shared, String::new());
+    cookie.make_removal();
+    header_value(&cookie)
+}
+
+fn header_value(cookie: &cookie::Cookie<'_>) -> HeaderValue {
+    HeaderValue::try_from(cookie.to_string())
+        .expect("names and attributes are checked at build time and values are base64")
+}
+
+/// Keeps shared caches from storing a response that depends on the session.
+fn mark_private(headers: &mut http::HeaderMap) {
+    let varies = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+    let private = headers.get(CACHE_CONTROL).is_some_and(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|d| {
+                let d = d.trim();
+                d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
+            })
+        })
+    });
+    if !private {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    }
+}

@@ -1,0 +1,529 @@
+//! The [`Session`] handle a request carries.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+use crate::error::SessionError;
+use crate::id::{SessionHandle, SessionId};
+use crate::layer::Shared;
+use crate::record::{Change, Metadata, Record};
+use crate::store::SessionInfo;
+
+/// The session of one request: typed values by key, plus ID rotation, logout, "remember me"
+/// and the owner used for per-user listing and revocation.
+///
+/// It is lazy: the store is read the first time a handler reads the session, once per
+/// request; writes are collected and saved by the layer after the handler returns, as one
+/// atomic per-key change. A handler that never touches the session costs no store call and
+/// sends no cookie. Clones share one state.
+///
+/// In axum, take it as an extractor; in a plain Tower service, find it in the request's
+/// extensions.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+///
+/// async fn counter(session: Session) -> Result<String, SessionError> {
+///     let visits: u64 = session.get("visits").await?.unwrap_or(0);
+///     session.insert("visits", visits + 1).await?;
+///     Ok(format!("{visits} visits before this one"))
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(counter))
+///     .layer(SessionLayer::new(MemoryStore::default()));
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    /// The ID the request's cookie named, if it had the right shape.
+    pub(crate) cookie_id: Option<SessionId>,
+    /// Whether the request carried a cookie of the session's name at all.
+    pub(crate) had_cookie: bool,
+    /// In client-side mode, the sealed value the request's cookie carried, if well-formed.
+    #[cfg(feature = "client-side")]
+    pub(crate) sealed: Option<crate::client_side::Incoming>,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) loaded: OnceCell<Option<Record>>,
+    pub(crate) state: Mutex<State>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// The handler read or wrote the session (the response then varies by cookie).
+    pub(crate) accessed: bool,
+    /// The session the cookie named is to be deleted; later writes start a new one.
+    pub(crate) destroyed: bool,
+    /// A new ID is to replace the current one.
+    pub(crate) rotate: bool,
+    pub(crate) change: Change,
+    /// Size of the values this request set, roughly as JSON.
+    pub(crate) pending_bytes: usize,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("id", &self.inner.cookie_id.as_ref().map(|_| "REDACTED"))
+            .field("loaded", &self.inner.loaded.initialized())
+            .field("destroyed", &state.destroyed)
+            .field("rotate", &state.rotate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        cookie_id: Option<SessionId>,
+        had_cookie: bool,
+        now: OffsetDateTime,
+    ) -> Self {
+        // Without a usable ID there is nothing to load: the session starts empty.
+        let loaded = if cookie_id.is_none() {
+            OnceCell::new_with(Some(None))
+        } else {
+            OnceCell::new()
+        };
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                cookie_id,
+                had_cookie,
+                #[cfg(feature = "client-side")]
+                sealed: None,
+                now,
+                loaded,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// A client-side session, carried by the sealed value of the request's cookie.
+    #[cfg(feature = "client-side")]
+    pub(crate) fn new_sealed(
+        shared: Arc<Shared>,
+        sealed: Option<crate::client_side::Incoming>,
+        had_cookie: bool,
+        now: OffsetDateTime,
+    ) -> Self {
+        let loaded = if sealed.is_none() {
+            OnceCell::new_with(Some(None))
+        } else {
+            OnceCell::new()
+        };
+        Self {
+            inner: Arc::new(Inner {
+                shared,
+                cookie_id: None,
+                had_cookie,
+                sealed,
+                now,
+                loaded,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored record, read at most once per request. `None` for a new session.
+    async fn record(&self) -> Result<Option<&Record>, SessionError> {
+        let inner = &*self.inner;
+        let loaded = inner
+            .loaded
+            .get_or_try_init(|| async {
+                #[cfg(feature = "client-side")]
+                if let Some(sealing) = &inner.shared.client_side {
+                    return crate::client_side::load(inner, sealing).await;
+                }
+                let id = inner.cookie_id.as_ref().expect("set when not preloaded");
+                inner
+                    .shared
+                    .backend
+                    .load(&id.storage_key(), inner.now)
+                    .await
+            })
+            .await?;
+        Ok(loaded.as_ref())
+    }
+
+    /// The value under `key`, or `None` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store could not be read (the session is not treated
+    /// as empty), [`SessionError::Serde`] if the value is not a `T`.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("theme", "dark").await?;
+    /// let theme: Option<String> = session.get("theme").await?;
+    /// assert_eq!(theme.as_deref(), Some("dark"));
+    /// # Ok(()) });
+    /// ```
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        {
+            let mut state = self.state();
+            state.accessed = true;
+            if let Some(pending) = state.change.lookup(key) {
+                return pending.map(|v| decode(key, v)).transpose();
+            }
+            if state.destroyed {
+                return Ok(None);
+            }
+        }
+        let record = self.record().await?;
+        // A write that raced with the load wins, as it came later.
+        if let Some(pending) = self.state().change.lookup(key) {
+            return pending.map(|v| decode(key, v)).transpose();
+        }
+        record
+            .and_then(|r| r.data().get(key))
+            .map(|v| decode(key, v))
+            .transpose()
+    }
+
+    /// Sets `key` to `value`. The layer saves the write after the handler returns, as a
+    /// change to this one key, so concurrent requests that write other keys keep their
+    /// writes too. The stored session is read first (once per request, like
+    /// [`get`](Self::get)), so the size limits count what it already holds: otherwise many
+    /// requests that each write one new key could grow it without bound.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Serde`] if `value` cannot become JSON, [`SessionError::TooLarge`] if
+    /// the session would pass the layer's size limits, and in client-side mode
+    /// [`SessionError::CookieTooLarge`] if its cookie would pass what browsers keep.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("cart", vec!["apple", "pear"]).await?;
+    /// # Ok(()) });
+    /// ```
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
+        #[cfg(feature = "client-side")]
+        crate::client_side::check_insert(self, key, &value).await?;
+        let limits = self.inner.shared.limits;
+        let size = key.len() + approx_json_len(&value);
+        let starts_empty = {
+            let state = self.state();
+            state.destroyed || state.change.clear
+        };
+        // After a destroy or a clear, what was stored no longer counts.
+        let stored = if starts_empty {
+            None
+        } else {
+            self.record().await?
+        }
+        .map_or((0, 0), |r| (r.data().len(), approx_json_len_map(r.data())));
+        let mut state = self.state();
+        state.accessed = true;
+        let keys = stored.0 + state.change.set.len() + 1;
+        let bytes = stored.1 + state.pending_bytes + size;
+        if bytes > limits.max_bytes {
+            return Err(SessionError::TooLarge {
+                detail: format!(
+                    "about {bytes} bytes of JSON, over the limit of {}",
+                    limits.max_bytes
+                ),
+            });
+        }
+        if keys > limits.max_keys {
+            return Err(SessionError::TooLarge {
+                detail: format!("{keys} keys, over the limit of {}", limits.max_keys),
+            });
+        }
+        state.pending_bytes += size;
+        state.change.set(key, value);
+        Ok(())
+    }
+
+    /// Removes `key`, without reading the session first.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("draft", "text").await?;
+    /// session.remove("draft").await;
+    /// assert_eq!(session.get::<String>("draft").await?, None);
+    /// # Ok(()) });
+    /// ```
+    pub async fn remove(&self, key: &str) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.change.remove(key);
+    }
+
+    /// Removes `key` and returns the value it held.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Session::get`].
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("flash", "Signed out").await?;
+    /// assert_eq!(session.take::<String>("flash").await?.as_deref(), Some("Signed out"));
+    /// assert_eq!(session.take::<String>("flash").await?, None);
+    /// # Ok(()) });
+    /// ```
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
+        let value = self.get(key).await?;
+        if value.is_some() {
+            self.remove(key).await;
+        }
+        Ok(value)
+    }
+
+    /// Removes every key; the session itself (ID, owner, deadlines) stays.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("a", 1).await?;
+    /// session.clear().await;
+    /// assert_eq!(session.get::<i32>("a").await?, None);
+    /// # Ok(()) });
+    /// ```
+    pub async fn clear(&self) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.change.clear();
+        state.pending_bytes = 0;
+    }
+
+    /// Gives the session a new ID at the end of the request, carrying its data over; the old
+    /// ID stops working at once. Call it at sign-in and at any change of privilege, so an ID
+    /// planted before sign-in (session fixation) is worthless after it. The absolute deadline
+    /// stays where it was.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.rotate().await;
+    /// session.set_user(Some("alice")).await;
+    /// # Ok(()) });
+    /// ```
+    pub async fn rotate(&self) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.rotate = true;
+    }
+
+    /// Ends the session (sign-out): its record is deleted at the end of the request and the
+    /// response removes the cookie. Values written after this call start a new, empty
+    /// session with a new ID (a "signed out" flash message, say).
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.insert("user", "alice").await?;
+    /// session.destroy().await;
+    /// assert_eq!(session.get::<String>("user").await?, None);
+    /// # Ok(()) });
+    /// ```
+    pub async fn destroy(&self) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.destroyed = true;
+        state.rotate = false;
+        state.change = Change::default();
+        state.change.clear();
+        state.pending_bytes = 0;
+    }
+
+    /// Makes the session persistent ("remember me": the cookie outlives the browser session
+    /// and the longer idle timeout applies) or browser-only. Stored with the session, so it
+    /// holds on every later request until changed.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.set_persistent(true).await;
+    /// assert!(session.metadata().await?.persistent);
+    /// # Ok(()) });
+    /// ```
+    pub async fn set_persistent(&self, persistent: bool) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.change.persistent = Some(persistent);
+    }
+
+    /// Sets (or with `None`, removes) the user this session belongs to, for
+    /// [`Session::user_sessions`] and revocation. Pair it with [`Session::rotate`] at sign-in.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// session.set_user(Some("alice")).await;
+    /// assert_eq!(session.user().await?.as_deref(), Some("alice"));
+    /// # Ok(()) });
+    /// ```
+    pub async fn set_user(&self, user: Option<impl Into<String>>) {
+        let mut state = self.state();
+        state.accessed = true;
+        state.change.user = Some(user.map(Into::into));
+    }
+
+    /// The user this session belongs to, if one was set.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store could not be read.
+    pub async fn user(&self) -> Result<Option<String>, SessionError> {
+        Ok(self.metadata().await?.user)
+    }
+
+    /// The session's metadata as it will be after this request: created, last seen,
+    /// deadlines, persistence and owner. A new session reports the values it would be saved
+    /// with.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store could not be read.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// let meta = session.metadata().await?;
+    /// assert!(meta.expires() > meta.created);
+    /// # Ok(()) });
+    /// ```
+    pub async fn metadata(&self) -> Result<Metadata, SessionError> {
+        let destroyed = {
+            let mut state = self.state();
+            state.accessed = true;
+            state.destroyed
+        };
+        let stored = if destroyed {
+            None
+        } else {
+            self.record().await?.map(|r| r.meta.clone())
+        };
+        let state = self.state();
+        let mut meta = stored.unwrap_or_else(|| self.fresh_meta(&state.change));
+        state.change.apply_meta(&mut meta);
+        Ok(meta)
+    }
+
+    /// The metadata a new session would be created with.
+    pub(crate) fn fresh_meta(&self, change: &Change) -> Metadata {
+        let now = self.inner.now;
+        let expiry = &self.inner.shared.expiry;
+        let persistent = change.persistent.unwrap_or(false);
+        let mut record = Record::new(
+            now,
+            now + expiry.idle_for(persistent),
+            now + expiry.absolute,
+        );
+        change.apply_meta(&mut record.meta);
+        record.meta
+    }
+
+    /// The handle of this session as [`Session::user_sessions`] lists it, or `None` for a
+    /// session that is not stored yet.
+    #[must_use]
+    pub fn handle(&self) -> Option<SessionHandle> {
+        self.inner
+            .cookie_id
+            .as_ref()
+            .map(|id| SessionHandle::from(id.storage_key()))
+    }
+
+    /// The live sessions of this session's user (empty when no user is set): metadata and
+    /// opaque handles, never IDs.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store could not be read.
+    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
+        match self.user().await? {
+            Some(user) => Ok(self
+                .inner
+                .shared
+                .backend
+                .list_by_user(&user, self.inner.now)
+                .await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Ends one of this user's other sessions ("sign out that device"). Returns `false`, and
+    /// ends nothing, if the handle names no live session of this session's user.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store failed.
+    pub async fn revoke(&self, handle: SessionHandle) -> Result<bool, SessionError> {
+        let owned = self
+            .user_sessions()
+            .await?
+            .into_iter()
+            .any(|info| info.handle == handle);
+        if owned {
+            self.inner
+                .shared
+                .backend
+                .delete(&handle.storage_key())
+                .await?;
+        }
+        Ok(owned)
+    }
+
+    /// Ends every other session of this session's user ("sign out everywhere else", or after
+    /// a password change) and returns how many ended. They are anonymous on their next
+    /// request.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] if the store failed.
+    pub async fn revoke_others(&self) -> Result<u64, SessionError> {
+        let Some(user) = self.user().await? else {
+            return Ok(0);
+        };
+        let keep = self.inner.cookie_id.as_ref().map(SessionId::storage_key);
+        Ok(self
+            .inner
+            .shared
+            .backend
+            .delete_by_user(&user, keep.as_ref(), self.inner.now)
+            .await?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
+    T::deserialize(value).map_err(|e| SessionError::serde(key, e))
+}
+
+/// About how many bytes `value` takes as JSON, without serializing it.
+pub(crate) fn approx_json_len(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| approx_json_len(v) + 1).sum::<usize>(),
+        Value::Object(map) => 2 + approx_json_len_map(map),
+    }
+}
+
+fn approx_json_len_map(map: &serde_json::Map<String, Value>) -> usize {
+    map.iter()
+        .map(|(k, v)| k.len() + 4 + approx_json_len(v))
+        .sum()
+}

@@ -1,0 +1,441 @@
+//! [`MemoryStore`]: the embedded default, for one process and for tests.
+//!
+//! Records live in a fixed number of independently locked shards picked by the storage key,
+//! so concurrent requests of different sessions rarely wait on each other and no lock is
+//! ever held across an `.await`. The store is bounded: at [capacity](MemoryStore::with_capacity)
+//! it first evicts expired records, and if every record is still live it refuses new
+//! sessions with a [`StoreErrorKind::Full`] error (the request fails with a server error)
+//! rather than silently logging out live users. Expired records are removed when a load
+//! finds them, by a sweep of one shard every few hundred creations, and by
+//! [`delete_expired`](SessionStore::delete_expired).
+//!
+//! Sessions end when the process does; use the SQLite store to keep them across restarts.
+//!
+//! ```
+//! use session_layer::{MemoryStore, SessionLayer};
+//!
+//! let store = MemoryStore::default().with_capacity(50_000);
+//! let layer = SessionLayer::new(store);
+//! # let _ = layer;
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind};
+use crate::id::StorageKey;
+use crate::record::{Change, Metadata, Record};
+
+const SHARDS: usize = 64;
+/// One shard is swept for expired records every this many creations.
+const SWEEP_EVERY: usize = 256;
+/// The default capacity, in sessions.
+pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+/// Storage keys are SHA-256 output already: their first bytes are a perfectly good hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(first);
+    }
+}
+
+type Shard = HashMap<StorageKey, Record, BuildHasherDefault<KeyHasher>>;
+
+/// An in-process session store. Cloning it gives another handle to the same sessions.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    users: Mutex<HashMap<String, HashSet<StorageKey>>>,
+    len: AtomicUsize,
+    capacity: usize,
+    creations: AtomicUsize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                users: Mutex::default(),
+                len: AtomicUsize::new(0),
+                capacity: DEFAULT_CAPACITY,
+                creations: AtomicUsize::new(0),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("len", &self.len())
+            .field("capacity", &self.inner.capacity)
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// A store of at most `capacity` sessions (default 1,000,000). See the
+    /// [module docs](self) for what happens at the bound.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called on a store that has been cloned or used; set it first.
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set the capacity before cloning or using the store")
+            .capacity = capacity;
+        self
+    }
+
+    /// How many records the store holds, live or not yet evicted.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store holds no record.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &StorageKey) -> MutexGuard<'_, Shard> {
+        let index = usize::from(key.as_bytes()[31]) % SHARDS;
+        lock(&self.inner.shards[index])
+    }
+
+    fn users(&self) -> MutexGuard<'_, HashMap<String, HashSet<StorageKey>>> {
+        lock(&self.inner.users)
+    }
+
+    /// Keeps the per-user index in step with a record that changed owner or went away.
+    /// Called after the shard lock is released: the index may briefly name a record that is
+    /// gone, which listing tolerates, but never misses one that exists.
+    fn reindex(&self, key: &StorageKey, before: Option<&str>, after: Option<&str>) {
+        if before == after {
+            return;
+        }
+        let mut users = self.users();
+        if let Some(user) = before {
+            if let Some(keys) = users.get_mut(user) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    users.remove(user);
+                }
+            }
+        }
+        if let Some(user) = after {
+            users.entry(user.to_owned()).or_default().insert(*key);
+        }
+    }
+
+    /// Removes expired records from one shard; returns how many, with their owners.
+    fn sweep_shard(&self, index: usize, now: OffsetDateTime, limit: usize) -> u64 {
+        let mut owned = Vec::new();
+        let mut removed = 0u64;
+        {
+            let mut shard = lock(&self.inner.shards[index]);
+            let dead: Vec<StorageKey> = shard
+                .iter()
+                .filter(|(_, r)| !r.is_live(now))
+                .map(|(k, _)| *k)
+                .take(limit)
+                .collect();
+            for key in dead {
+                if let Some(record) = shard.remove(&key) {
+                    removed += 1;
+                    if let Some(user) = record.meta.user {
+                        owned.push((key, user));
+                    }
+                }
+            }
+        }
+        self.inner
+            .len
+            .fetch_sub(removed as usize, Ordering::Relaxed);
+        for (key, user) in owned {
+            self.reindex(&key, Some(&user), None);
+        }
+        removed
+    }
+
+    fn remove_key(&self, key: &StorageKey) -> Option<Record> {
+        let removed = self.shard(key).remove(key);
+        if let Some(record) = &removed {
+            self.inner.len.fetch_sub(1, Ordering::Relaxed);
+            self.reindex(key, record.meta.user.as_deref(), None);
+        }
+        removed
+    }
+
+    /// Makes room for one more record, or says the store is full.
+    fn reserve(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        let n = self.inner.creations.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(SWEEP_EVERY) {
+            self.sweep_shard((n / SWEEP_EVERY) % SHARDS, now, usize::MAX);
+        }
+        if self.len() < self.inner.capacity {
+            return Ok(());
+        }
+        for index in 0..SHARDS {
+            self.sweep_shard(index, now, usize::MAX);
+        }
+        if self.len() < self.inner.capacity {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                StoreErrorKind::Full,
+                format!(
+                    "the memory store holds its capacity of {} live sessions; raise it with \
+                     MemoryStore::with_capacity or use a server-side store",
+                    self.inner.capacity
+                ),
+            ))
+        }
+    }
+}
+
+/// A poisoned shard only means another request panicked while holding it; the map itself is
+/// consistent after every statement, so carry on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        self.reserve(record.meta.created)?;
+        {
+            let mut shard = self.shard(key);
+            if shard.contains_key(key) {
+                return Ok(false);
+            }
+            shard.insert(*key, record.clone());
+        }
+        self.inner.len.fetch_add(1, Ordering::Relaxed);
+        self.reindex(key, None, record.meta.user.as_deref());
+        Ok(true)
+    }
+
+    async fn load(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
+        {
+            let shard = self.shard(key);
+            match shard.get(key) {
+                None => return Ok(None),
+                Some(record) if record.is_live(now) => return Ok(Some(record.clone())),
+                Some(_) => {}
+            }
+        }
+        // Expired: evict it now rather than wait for a sweep.
+        let mut shard = self.shard(key);
+        if shard.get(key).is_some_and(|r| !r.is_live(now)) {
+            let record = shard.remove(key);
+            drop(shard);
+            self.inner.len.fetch_sub(1, Ordering::Relaxed);
+            if let Some(user) = record.and_then(|r| r.meta.user) {
+                self.reindex(key, Some(&user), None);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn update(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<Metadata>, StoreError> {
+        let (before, meta) = {
+            let mut shard = self.shard(key);
+            let Some(record) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
+                return Ok(None);
+            };
+            let before = record.meta.user.clone();
+            change.apply_to(record);
+            (before, record.meta.clone())
+        };
+        self.reindex(key, before.as_deref(), meta.user.as_deref());
+        Ok(Some(meta))
+    }
+
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut shard = self.shard(key);
+        match shard.get_mut(key).filter(|r| r.is_live(seen)) {
+            Some(record) => {
+                record.meta.last_seen = seen;
+                record.meta.idle_deadline = idle_deadline.min(record.meta.absolute_deadline);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        // Two shard locks, always taken in index order so rotations cannot deadlock.
+        let (a, b) = (
+            usize::from(old.as_bytes()[31]) % SHARDS,
+            usize::from(new.as_bytes()[31]) % SHARDS,
+        );
+        let (before, meta) = if a == b {
+            let mut shard = lock(&self.inner.shards[a]);
+            if shard.contains_key(new) {
+                return Ok(Rotated::Collision);
+            }
+            match shard.remove(old) {
+                Some(mut record) if record.is_live(now) => {
+                    let before = record.meta.user.clone();
+                    change.apply_to(&mut record);
+                    let meta = record.meta.clone();
+                    shard.insert(*new, record);
+                    (before, meta)
+                }
+                Some(expired) => {
+                    drop(shard);
+                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                    self.reindex(old, expired.meta.user.as_deref(), None);
+                    return Ok(Rotated::Gone);
+                }
+                None => return Ok(Rotated::Gone),
+            }
+        } else {
+            let (first, second) = (a.min(b), a.max(b));
+            let mut g1 = lock(&self.inner.shards[first]);
+            let mut g2 = lock(&self.inner.shards[second]);
+            let (old_shard, new_shard) = if a < b {
+                (&mut *g1, &mut *g2)
+            } else {
+                (&mut *g2, &mut *g1)
+            };
+            if new_shard.contains_key(new) {
+                return Ok(Rotated::Collision);
+            }
+            match old_shard.remove(old) {
+                Some(mut record) if record.is_live(now) => {
+                    let before = record.meta.user.clone();
+                    change.apply_to(&mut record);
+                    let meta = record.meta.clone();
+                    new_shard.insert(*new, record);
+                    (before, meta)
+                }
+                Some(expired) => {
+                    drop((g1, g2));
+                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                    self.reindex(old, expired.meta.user.as_deref(), None);
+                    return Ok(Rotated::Gone);
+                }
+                None => return Ok(Rotated::Gone),
+            }
+        };
+        self.reindex(old, before.as_deref(), None);
+        self.reindex(new, None, meta.user.as_deref());
+        Ok(Rotated::Done(meta))
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.remove_key(key);
+        Ok(())
+    }
+
+    async fn list_by_user(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let keys: Vec<StorageKey> = match self.users().get(user) {
+            Some(keys) => keys.iter().copied().collect(),
+            None => return Ok(Vec::new()),
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(record) = self.shard(&key).get(&key) {
+                if record.is_live(now) && record.meta.user.as_deref() == Some(user) {
+                    out.push(SessionInfo::new(key, record.meta.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_by_user(
+        &self,
+        user: &str,
+        except: Option<&StorageKey>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let keys: Vec<StorageKey> = match self.users().get(user) {
+            Some(keys) => keys
+                .iter()
+                .filter(|k| Some(*k) != except)
+                .copied()
+                .collect(),
+            None => return Ok(0),
+        };
+        let mut deleted = 0;
+        for key in keys {
+            let removed = {
+                let mut shard = self.shard(&key);
+                if shard.get(&key).and_then(|r| r.meta.user.as_deref()) == Some(user) {
+                    shard.remove(&key)
+                } else {
+                    None
+                }
+            };
+            if let Some(record) = removed {
+                self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                self.reindex(&key, Some(user), None);
+                if record.is_live(now) {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for index in 0..SHARDS {
+            if removed as usize >= batch {
+                break;
+            }
+            removed += self.sweep_shard(index, now, batch - removed as usize);
+        }
+        Ok(removed)
+    }
+}

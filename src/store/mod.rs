@@ -1,0 +1,188 @@
+//! The store contract: one trait every backend implements.
+//!
+//! The layer hands a store only [`StorageKey`]s (hashes of session IDs), [`Record`]s and
+//! [`Change`]s, and the time it considers "now" (so tests can drive the clock and every
+//! backend agrees on expiry). The contract, which the conformance suite in
+//! [`testing`](crate::testing) checks against a real backend:
+//!
+//! | operation | contract |
+//! | --- | --- |
+//! | [`create`](SessionStore::create) | insert only if the key is absent; report a collision instead of overwriting |
+//! | [`load`](SessionStore::load) | the live record or nothing; an expired record is never returned |
+//! | [`update`](SessionStore::update) | apply a [`Change`] atomically to a live record; if it is gone, write nothing and say so |
+//! | [`touch`](SessionStore::touch) | move the idle deadline of a live record without rewriting its data |
+//! | [`rotate`](SessionStore::rotate) | atomically move the record, with a change, to a new key; the old key is dead |
+//! | [`delete`](SessionStore::delete) | remove; deleting what is absent is not an error |
+//! | [`list_by_user`](SessionStore::list_by_user), [`delete_by_user`](SessionStore::delete_by_user) | a user's live sessions (metadata only), and deleting all of them or all but one |
+//! | [`delete_expired`](SessionStore::delete_expired) | remove expired records in bounded batches, where the backend does not expire them |
+//!
+//! "Live" means both deadlines lie after `now`. Never upsert: a save that finds its session
+//! gone must not bring it back, or a slow request would undo a logout.
+//!
+//! ```
+//! use session_layer::{MemoryStore, SessionLayer};
+//!
+//! // Any `SessionStore` goes into the layer the same way.
+//! let layer = SessionLayer::new(MemoryStore::default());
+//! # let _ = layer;
+//! ```
+
+mod cleanup;
+mod error;
+pub mod memory;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use self::cleanup::{spawn_cleanup, CleanupHandle};
+pub use self::error::{StoreError, StoreErrorKind};
+use crate::id::{SessionHandle, StorageKey};
+use crate::record::{Change, Metadata, Record};
+
+/// What [`SessionStore::rotate`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rotated {
+    /// The record now lives under the new key, with the change applied; here is its metadata.
+    Done(Metadata),
+    /// The old key held no live record: nothing was written.
+    Gone,
+    /// The new key was taken: nothing was written, the old record is untouched.
+    Collision,
+}
+
+/// One of a user's sessions, as listed by [`SessionStore::list_by_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Names the session for [`SessionStore::delete`] through
+    /// [`SessionHandle::storage_key`]; not usable as a cookie.
+    pub handle: SessionHandle,
+    /// The session's metadata.
+    pub meta: Metadata,
+}
+
+impl SessionInfo {
+    /// Lists a session by its key and metadata.
+    #[must_use]
+    pub fn new(key: StorageKey, meta: Metadata) -> Self {
+        Self {
+            handle: SessionHandle::from(key),
+            meta,
+        }
+    }
+}
+
+/// A session backend. See the [module docs](self) for the contract each method keeps.
+///
+/// Every method receives `now` from the layer's clock; a store decides liveness with it (a
+/// record is live while `now` is before both deadlines) rather than with its own clock,
+/// even when the backend also expires records by itself.
+#[async_trait]
+pub trait SessionStore: Debug + Send + Sync + 'static {
+    /// Inserts `record` under `key` if the key is absent. Returns `false`, writing nothing,
+    /// if the key is taken (even by an expired record the backend has not removed yet).
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError>;
+
+    /// The live record under `key`, or `None` if there is none or it has expired at `now`.
+    async fn load(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError>;
+
+    /// Applies `change` atomically to the record under `key` if it is live at `now`, and
+    /// returns its metadata afterwards. Returns `None`, writing nothing, if it is not.
+    async fn update(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<Metadata>, StoreError>;
+
+    /// Moves the idle deadline (capped at the absolute one) and `last_seen` of the live record
+    /// under `key` without rewriting its data. Returns `false` if there is no live record.
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Atomically moves the live record under `old` to `new`, applying `change`. Afterwards
+    /// `old` holds nothing.
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError>;
+
+    /// Removes the record under `key`. Removing an absent record is not an error.
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
+
+    /// The live sessions of `user` at `now`, in any order.
+    async fn list_by_user(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionInfo>, StoreError>;
+
+    /// Deletes every session of `user` except the one under `except`, and returns how many
+    /// live ones it deleted.
+    async fn delete_by_user(
+        &self,
+        user: &str,
+        except: Option<&StorageKey>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes up to `batch` records that expired before `now` and returns how many it
+    /// removed. Backends that expire records by themselves keep the default, which does
+    /// nothing.
+    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
+        let _ = (now, batch);
+        Ok(0)
+    }
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: SessionStore + ?Sized> SessionStore for $ty {
+            async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+                (**self).create(key, record).await
+            }
+            async fn load(&self, key: &StorageKey, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
+                (**self).load(key, now).await
+            }
+            async fn update(&self, key: &StorageKey, change: &Change, now: OffsetDateTime) -> Result<Option<Metadata>, StoreError> {
+                (**self).update(key, change, now).await
+            }
+            async fn touch(&self, key: &StorageKey, seen: OffsetDateTime, idle_deadline: OffsetDateTime) -> Result<bool, StoreError> {
+                (**self).touch(key, seen, idle_deadline).await
+            }
+            async fn rotate(&self, old: &StorageKey, new: &StorageKey, change: &Change, now: OffsetDateTime) -> Result<Rotated, StoreError> {
+                (**self).rotate(old, new, change, now).await
+            }
+            async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+                (**self).delete(key).await
+            }
+            async fn list_by_user(&self, user: &str, now: OffsetDateTime) -> Result<Vec<SessionInfo>, StoreError> {
+                (**self).list_by_user(user, now).await
+            }
+            async fn delete_by_user(&self, user: &str, except: Option<&StorageKey>, now: OffsetDateTime) -> Result<u64, StoreError> {
+                (**self).delete_by_user(user, except, now).await
+            }
+            async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
+                (**self).delete_expired(now, batch).await
+            }
+        }
+    )*};
+}
+
+forward_store!(Arc<S>, Box<S>);

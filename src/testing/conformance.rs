@@ -1,0 +1,654 @@
+//! The store contract, one public async function per case. Each panics with a message that
+//! names the broken rule. Cases use fresh random keys and user names, so they can run
+//! concurrently against one shared backend.
+
+use futures_util::future::join_all;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::to_millis;
+use crate::id::{SessionId, StorageKey};
+use crate::record::{Change, Record, Touch};
+use crate::store::{Rotated, SessionStore};
+
+fn now() -> OffsetDateTime {
+    to_millis(OffsetDateTime::now_utc())
+}
+
+fn key() -> StorageKey {
+    SessionId::generate().storage_key()
+}
+
+fn user() -> String {
+    format!("user-{}", &key().to_hex()[..16])
+}
+
+/// A live record: idle deadline in one hour, absolute in two.
+fn record(now: OffsetDateTime) -> Record {
+    let mut r = Record::new(now, now + Duration::hours(1), now + Duration::hours(2));
+    r.data_mut().insert("greeting".into(), json!("hello"));
+    r
+}
+
+fn set(key: &str, value: serde_json::Value) -> Change {
+    let mut c = Change::default();
+    c.set(key, value);
+    c
+}
+
+async fn create<S: SessionStore + ?Sized>(store: &S, key: &StorageKey, record: &Record) {
+    assert!(
+        store.create(key, record).await.expect("create"),
+        "create of a fresh key reported a collision"
+    );
+}
+
+async fn load<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &StorageKey,
+    now: OffsetDateTime,
+) -> Option<Record> {
+    store.load(key, now).await.expect("load")
+}
+
+/// create, then load: the record comes back equal, metadata to the millisecond.
+pub async fn create_then_load_round_trips<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let mut r = record(t);
+    r.meta.persistent = true;
+    r.meta.user = Some(user());
+    create(store, &k, &r).await;
+    assert_eq!(
+        load(store, &k, t).await,
+        Some(r),
+        "load returned another record"
+    );
+}
+
+/// create on a taken key reports a collision and leaves the first record alone.
+pub async fn create_never_overwrites<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let first = record(t);
+    create(store, &k, &first).await;
+    let mut second = record(t);
+    second
+        .data_mut()
+        .insert("greeting".into(), json!("intruder"));
+    assert!(
+        !store.create(&k, &second).await.expect("create"),
+        "create overwrote an existing record instead of reporting a collision"
+    );
+    assert_eq!(load(store, &k, t).await, Some(first));
+}
+
+/// load of a key never created is `None`.
+pub async fn unknown_keys_load_nothing<S: SessionStore + ?Sized>(store: &S) {
+    assert_eq!(load(store, &key(), now()).await, None);
+}
+
+/// A record past its idle or its absolute deadline is never returned, even if the backend
+/// still holds it.
+pub async fn expired_records_are_never_returned<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    assert!(load(store, &k, t + Duration::minutes(59)).await.is_some());
+    assert_eq!(
+        load(store, &k, t + Duration::hours(1)).await,
+        None,
+        "a record was returned at its idle deadline"
+    );
+    // Absolute deadline: idle deadline moved past it is capped, so the record dies at 2 h.
+    let k2 = key();
+    let mut r = record(t);
+    r.meta.idle_deadline = r.meta.absolute_deadline;
+    create(store, &k2, &r).await;
+    assert_eq!(
+        load(store, &k2, t + Duration::hours(2) + Duration::seconds(1)).await,
+        None,
+        "a record was returned after its absolute deadline"
+    );
+}
+
+/// update applies sets, removes and metadata, and returns the metadata afterwards.
+pub async fn update_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k, u) = (now(), key(), user());
+    let mut r = record(t);
+    r.data_mut().insert("drop".into(), json!(1));
+    create(store, &k, &r).await;
+    let mut change = set("cart", json!(["apple"]));
+    change.remove("drop");
+    change.persistent = Some(true);
+    change.user = Some(Some(u.clone()));
+    change.touch = Some(Touch {
+        seen: t + Duration::minutes(10),
+        idle_deadline: t + Duration::minutes(70),
+    });
+    let meta = store
+        .update(&k, &change, t + Duration::minutes(10))
+        .await
+        .expect("update")
+        .expect("update of a live record reported it gone");
+    assert!(meta.persistent);
+    assert_eq!(meta.user.as_deref(), Some(u.as_str()));
+    assert_eq!(meta.idle_deadline, t + Duration::minutes(70));
+    assert_eq!(meta.last_seen, t + Duration::minutes(10));
+    assert_eq!(meta.created, t);
+    let loaded = load(store, &k, t + Duration::minutes(10))
+        .await
+        .expect("live");
+    assert_eq!(loaded.meta, meta);
+    assert_eq!(loaded.data().get("cart"), Some(&json!(["apple"])));
+    assert_eq!(loaded.data().get("greeting"), Some(&json!("hello")));
+    assert_eq!(loaded.data().get("drop"), None);
+
+    let mut clear = Change::default();
+    clear.clear();
+    clear.set("only", json!(true));
+    store
+        .update(&k, &clear, t)
+        .await
+        .expect("update")
+        .expect("live");
+    let loaded = load(store, &k, t).await.expect("live");
+    assert_eq!(loaded.data().len(), 1, "clear left keys behind");
+}
+
+/// update of a key that holds nothing returns `None` and creates nothing.
+pub async fn update_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let result = store
+        .update(&k, &set("x", json!(1)), t)
+        .await
+        .expect("update");
+    assert_eq!(result, None);
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "update created a record (upsert)"
+    );
+}
+
+/// A save after a logout deleted the session leaves it deleted.
+pub async fn update_after_delete_does_not_resurrect<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    store.delete(&k).await.expect("delete");
+    assert_eq!(
+        store
+            .update(&k, &set("x", json!(1)), t)
+            .await
+            .expect("update"),
+        None
+    );
+    assert!(!store
+        .touch(&k, t, t + Duration::hours(1))
+        .await
+        .expect("touch"));
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "a deleted session came back"
+    );
+}
+
+/// update of an expired record writes nothing, and the record stays dead.
+pub async fn update_of_an_expired_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    let late = t + Duration::hours(1) + Duration::seconds(1);
+    let mut change = set("x", json!(1));
+    change.touch = Some(Touch {
+        seen: late,
+        idle_deadline: late + Duration::hours(1),
+    });
+    assert_eq!(store.update(&k, &change, late).await.expect("update"), None);
+    assert!(!store
+        .touch(&k, late, late + Duration::hours(1))
+        .await
+        .expect("touch"));
+    assert_eq!(
+        load(store, &k, late).await,
+        None,
+        "an expired session came back"
+    );
+}
+
+/// 50 concurrent updates, each of its own key, all land.
+pub async fn concurrent_writes_of_different_keys_are_all_kept<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    let writes = (0..50).map(|i| {
+        let change = set(&format!("k{i}"), json!(i));
+        async move { store.update(&k, &change, t).await }
+    });
+    for result in join_all(writes).await {
+        assert!(result.expect("update").is_some());
+    }
+    let loaded = load(store, &k, t).await.expect("live");
+    for i in 0..50 {
+        assert_eq!(
+            loaded.data().get(&format!("k{i}")),
+            Some(&json!(i)),
+            "a concurrent write of a different key was lost"
+        );
+    }
+    assert_eq!(loaded.data().get("greeting"), Some(&json!("hello")));
+}
+
+/// Two writes of one key: the later one stands.
+pub async fn the_last_write_of_one_key_wins<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    store
+        .update(&k, &set("n", json!(1)), t)
+        .await
+        .expect("update");
+    store
+        .update(&k, &set("n", json!(2)), t)
+        .await
+        .expect("update");
+    assert_eq!(
+        load(store, &k, t).await.expect("live").data()["n"],
+        json!(2)
+    );
+}
+
+/// touch moves `last_seen` and the idle deadline and keeps the data.
+pub async fn touch_moves_the_idle_deadline_only<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let r = record(t);
+    create(store, &k, &r).await;
+    let seen = t + Duration::minutes(50);
+    assert!(store
+        .touch(&k, seen, seen + Duration::hours(1))
+        .await
+        .expect("touch"));
+    // Alive past the original idle deadline.
+    let loaded = load(store, &k, t + Duration::minutes(90))
+        .await
+        .expect("touch did not stick");
+    assert_eq!(loaded.meta.idle_deadline, seen + Duration::hours(1));
+    assert_eq!(loaded.meta.last_seen, seen);
+    assert_eq!(loaded.data(), r.data());
+    assert!(!store
+        .touch(&key(), t, t + Duration::hours(1))
+        .await
+        .expect("touch"));
+}
+
+/// No touch moves the idle deadline past the absolute one.
+pub async fn touch_never_passes_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    let seen = t + Duration::minutes(50);
+    assert!(store
+        .touch(&k, seen, seen + Duration::hours(1))
+        .await
+        .expect("touch"));
+    let seen = t + Duration::minutes(100);
+    assert!(store
+        .touch(&k, seen, seen + Duration::hours(1))
+        .await
+        .expect("touch"));
+    let loaded = load(store, &k, seen).await.expect("live");
+    assert_eq!(loaded.meta.idle_deadline, t + Duration::hours(2));
+    assert_eq!(load(store, &k, t + Duration::hours(2)).await, None);
+}
+
+/// rotate moves the record, with the change, to the new key; the old key is dead; the
+/// absolute deadline and creation time stay.
+pub async fn rotate_moves_the_record_and_kills_the_old_key<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old, new, u) = (now(), key(), key(), user());
+    let r = record(t);
+    create(store, &old, &r).await;
+    let mut change = set("role", json!("admin"));
+    change.user = Some(Some(u.clone()));
+    let meta = match store.rotate(&old, &new, &change, t).await.expect("rotate") {
+        Rotated::Done(meta) => meta,
+        other => panic!("rotate of a live record gave {other:?}"),
+    };
+    assert_eq!(meta.absolute_deadline, r.meta.absolute_deadline);
+    assert_eq!(meta.created, r.meta.created);
+    assert_eq!(
+        load(store, &old, t).await,
+        None,
+        "the old key survived rotation"
+    );
+    let moved = load(store, &new, t)
+        .await
+        .expect("the new key holds nothing");
+    assert_eq!(moved.data()["greeting"], json!("hello"));
+    assert_eq!(moved.data()["role"], json!("admin"));
+    let listed = store.list_by_user(&u, t).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle.storage_key(), new);
+    assert_eq!(
+        store
+            .update(&old, &set("x", json!(1)), t)
+            .await
+            .expect("update"),
+        None
+    );
+}
+
+/// rotate of a key holding nothing returns `Gone` and creates nothing.
+pub async fn rotate_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old, new) = (now(), key(), key());
+    let outcome = store
+        .rotate(&old, &new, &set("x", json!(1)), t)
+        .await
+        .expect("rotate");
+    assert_eq!(outcome, Rotated::Gone);
+    assert_eq!(load(store, &new, t).await, None);
+    // An expired record is gone too.
+    create(store, &old, &record(t)).await;
+    let late = t + Duration::hours(3);
+    let outcome = store
+        .rotate(&old, &new, &Change::default(), late)
+        .await
+        .expect("rotate");
+    assert_eq!(outcome, Rotated::Gone);
+    assert_eq!(
+        load(store, &new, t).await,
+        None,
+        "rotation revived an expired record"
+    );
+}
+
+/// rotate into a taken key reports a collision; both records stay as they were.
+pub async fn rotate_into_a_taken_key_changes_nothing<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old, taken) = (now(), key(), key());
+    let a = record(t);
+    let mut b = record(t);
+    b.data_mut().insert("greeting".into(), json!("other"));
+    create(store, &old, &a).await;
+    create(store, &taken, &b).await;
+    let outcome = store
+        .rotate(&old, &taken, &set("x", json!(1)), t)
+        .await
+        .expect("rotate");
+    assert_eq!(outcome, Rotated::Collision);
+    assert_eq!(load(store, &old, t).await, Some(a));
+    assert_eq!(load(store, &taken, t).await, Some(b));
+}
+
+/// 20 concurrent rotations of one session: exactly one succeeds, exactly one new key lives.
+pub async fn concurrent_rotations_have_one_winner<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old) = (now(), key());
+    create(store, &old, &record(t)).await;
+    let news: Vec<StorageKey> = (0..20).map(|_| key()).collect();
+    let rotations = news.iter().map(|new| {
+        let change = Change::default();
+        async move { store.rotate(&old, new, &change, t).await }
+    });
+    let outcomes = join_all(rotations).await;
+    let wins = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Rotated::Done(_))))
+        .count();
+    assert_eq!(wins, 1, "concurrent rotations: {outcomes:?}");
+    let mut live = 0;
+    for new in &news {
+        live += usize::from(load(store, new, t).await.is_some());
+    }
+    assert_eq!(live, 1, "more than one new key holds the session");
+    assert_eq!(load(store, &old, t).await, None);
+}
+
+/// Updates of the old key racing a rotation: each lands before the move (and is carried
+/// over) or finds the old key gone; none recreates the old key.
+pub async fn updates_racing_a_rotation_never_revive_the_old_key<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, old, new) = (now(), key(), key());
+    create(store, &old, &record(t)).await;
+    let store_ref = store;
+    let updates = (0..40).map(|i| {
+        let change = set(&format!("k{i}"), json!(i));
+        async move {
+            store_ref
+                .update(&old, &change, t)
+                .await
+                .expect("update")
+                .is_some()
+        }
+    });
+    let rotation = async { store.rotate(&old, &new, &Change::default(), t).await };
+    let (landed, rotated) = tokio::join!(join_all(updates), rotation);
+    assert!(matches!(rotated.expect("rotate"), Rotated::Done(_)));
+    assert_eq!(
+        load(store, &old, t).await,
+        None,
+        "an update revived the rotated-away key"
+    );
+    let moved = load(store, &new, t).await.expect("rotated record");
+    for (i, ok) in landed.iter().enumerate() {
+        if *ok {
+            assert!(
+                moved.data().contains_key(&format!("k{i}")),
+                "an update reported success but is missing after rotation"
+            );
+        }
+    }
+}
+
+/// delete removes the record; deleting an absent key is fine.
+pub async fn delete_removes_and_tolerates_absence<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    store.delete(&k).await.expect("delete");
+    assert_eq!(load(store, &k, t).await, None);
+    store
+        .delete(&k)
+        .await
+        .expect("deleting an absent key is not an error");
+    assert!(
+        store.create(&k, &record(t)).await.expect("create"),
+        "a deleted key stays blocked"
+    );
+}
+
+/// list_by_user shows that user's live sessions, and nobody else's or any dead one.
+pub async fn list_by_user_shows_only_live_sessions_of_that_user<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, alice, bob) = (now(), user(), user());
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let k = key();
+        let mut r = record(t);
+        r.meta.user = Some(alice.clone());
+        if i == 2 {
+            r.meta.idle_deadline = t + Duration::minutes(5);
+        }
+        create(store, &k, &r).await;
+        keys.push(k);
+    }
+    let mut rb = record(t);
+    rb.meta.user = Some(bob.clone());
+    create(store, &key(), &rb).await;
+    // A session that gets its user through an update is listed too.
+    let late_joiner = key();
+    create(store, &late_joiner, &record(t)).await;
+    let change = Change {
+        user: Some(Some(alice.clone())),
+        ..Change::default()
+    };
+    store
+        .update(&late_joiner, &change, t)
+        .await
+        .expect("update")
+        .expect("live");
+
+    let mut listed: Vec<StorageKey> = store
+        .list_by_user(&alice, t + Duration::minutes(10))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| {
+            assert_eq!(i.meta.user.as_deref(), Some(alice.as_str()));
+            i.handle.storage_key()
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![keys[0], keys[1], late_joiner];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "listing shows dead or foreign sessions, or misses one"
+    );
+
+    store.delete(&keys[0]).await.expect("delete");
+    let change = Change {
+        user: Some(None),
+        ..Change::default()
+    };
+    store
+        .update(&late_joiner, &change, t)
+        .await
+        .expect("update")
+        .expect("live");
+    let listed = store.list_by_user(&alice, t).await.expect("list");
+    assert_eq!(
+        listed.len(),
+        2,
+        "deleted or disowned sessions still listed: {listed:?}"
+    );
+    assert!(store
+        .list_by_user(&user(), t)
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+/// delete_by_user ends all of a user's sessions but the exception, and no one else's.
+pub async fn delete_by_user_spares_the_exception_and_other_users<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, alice, bob) = (now(), user(), user());
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        let k = key();
+        let mut r = record(t);
+        r.meta.user = Some(alice.clone());
+        create(store, &k, &r).await;
+        keys.push(k);
+    }
+    let bob_key = key();
+    let mut rb = record(t);
+    rb.meta.user = Some(bob.clone());
+    create(store, &bob_key, &rb).await;
+
+    let n = store
+        .delete_by_user(&alice, Some(&keys[0]), t)
+        .await
+        .expect("delete_by_user");
+    assert_eq!(n, 3);
+    assert!(
+        load(store, &keys[0], t).await.is_some(),
+        "the exception was deleted"
+    );
+    for k in &keys[1..] {
+        assert_eq!(load(store, k, t).await, None, "a revoked session survived");
+    }
+    assert!(
+        load(store, &bob_key, t).await.is_some(),
+        "another user's session was deleted"
+    );
+    assert_eq!(
+        store
+            .delete_by_user(&alice, None, t)
+            .await
+            .expect("delete_by_user"),
+        1
+    );
+    assert_eq!(load(store, &keys[0], t).await, None);
+    assert!(store
+        .list_by_user(&alice, t)
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+/// delete_expired removes only expired records (or none, for backends that expire records
+/// by themselves) and never a live one.
+pub async fn delete_expired_never_removes_live_sessions<S: SessionStore + ?Sized>(store: &S) {
+    let t = now();
+    let live = key();
+    create(store, &live, &record(t)).await;
+    let dead = key();
+    let mut r = record(t);
+    r.meta.idle_deadline = t + Duration::seconds(1);
+    create(store, &dead, &r).await;
+    let later = t + Duration::minutes(1);
+    for _ in 0..1000 {
+        if store
+            .delete_expired(later, 100)
+            .await
+            .expect("delete_expired")
+            == 0
+        {
+            break;
+        }
+    }
+    assert!(
+        load(store, &live, later).await.is_some(),
+        "a live record was removed"
+    );
+    assert_eq!(load(store, &dead, later).await, None);
+    // Removed or not, the dead key may be reused once expired records are cleaned.
+}
+
+/// Strings with every kind of character, numbers, nesting, nulls and empty containers
+/// survive a round trip unchanged.
+pub async fn values_of_every_json_shape_round_trip<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    let value = json!({
+        "text": "quote \" backslash \\ nul-free unicode: é 漢字 🙂 and $1 %s {}",
+        "int": -9_007_199_254_740_991_i64,
+        "float": 1.5,
+        // Floats whose shortest decimal form only an exact parser reads back bit for bit.
+        "floats": [1.2345678901234547e31, 1.2345678345678901e25, 0.1, 5e-324,
+                   1.7976931348623157e308, -2.2250738585072014e-308],
+        "big": u64::MAX,
+        "null": null,
+        "empty_list": [],
+        "empty_map": {},
+        "nested": {"a": [1, {"b": [true, false]}]},
+    });
+    let weird_key = "key with spaces, dots. and 'quotes' \u{e9}";
+    store
+        .update(&k, &set(weird_key, value.clone()), t)
+        .await
+        .expect("update")
+        .expect("live");
+    let loaded = load(store, &k, t).await.expect("live");
+    assert_eq!(loaded.data().get(weird_key), Some(&value));
+}
+
+/// Runs every case in turn against `store`.
+pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
+    create_then_load_round_trips(store).await;
+    create_never_overwrites(store).await;
+    unknown_keys_load_nothing(store).await;
+    expired_records_are_never_returned(store).await;
+    update_applies_a_per_key_change(store).await;
+    update_of_a_missing_session_writes_nothing(store).await;
+    update_after_delete_does_not_resurrect(store).await;
+    update_of_an_expired_session_writes_nothing(store).await;
+    concurrent_writes_of_different_keys_are_all_kept(store).await;
+    the_last_write_of_one_key_wins(store).await;
+    touch_moves_the_idle_deadline_only(store).await;
+    touch_never_passes_the_absolute_deadline(store).await;
+    rotate_moves_the_record_and_kills_the_old_key(store).await;
+    rotate_of_a_missing_session_writes_nothing(store).await;
+    rotate_into_a_taken_key_changes_nothing(store).await;
+    concurrent_rotations_have_one_winner(store).await;
+    updates_racing_a_rotation_never_revive_the_old_key(store).await;
+    delete_removes_and_tolerates_absence(store).await;
+    list_by_user_shows_only_live_sessions_of_that_user(store).await;
+    delete_by_user_spares_the_exception_and_other_users(store).await;
+    delete_expired_never_removes_live_sessions(store).await;
+    values_of_every_json_shape_round_trip(store).await;
+}

@@ -1,0 +1,279 @@
+//! For store authors and tests: a clock tests can drive, the store conformance suite, and
+//! the hostile-input tools the project's own suite uses on every backend.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`conformance`] | the store contract, one function per case ([`store_conformance_tests!`](crate::store_conformance_tests)) |
+//! | [`concurrency`] | thousands of concurrent requests with rotations and sign-outs, checked for lost writes, live dead IDs and crossed data |
+//! | [`hostile`] | a deterministic generator of hostile inputs, for fuzz-style tests on stable Rust |
+//! | [`logs`] | a `tracing` capture that fails a test when a cookie value, ID or key was logged |
+//! | [`CountingStore`] | counts the calls that reach a real store |
+//!
+//! Enable with the `testing` feature. A store crate runs the whole suite against its real
+//! backend with one macro line, which expands to one `#[test]` per contract case:
+//!
+//! ```
+//! use session_layer::MemoryStore;
+//!
+//! // In a store crate's `tests/conformance.rs`. The function returns `None` to skip (after
+//! // printing why), which it should only do outside CI.
+//! async fn make_store() -> Option<MemoryStore> {
+//!     Some(MemoryStore::default())
+//! }
+//! session_layer::store_conformance_tests!(make_store);
+//! # fn main() {}
+//! ```
+
+pub mod concurrency;
+pub mod conformance;
+pub mod hostile;
+pub mod logs;
+
+use std::sync::{Arc, Mutex};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::Clock;
+
+/// A clock that stands still until a test moves it. Clones share one time.
+///
+/// ```
+/// use session_layer::clock::Clock;
+/// use session_layer::testing::MockClock;
+///
+/// let clock = MockClock::new();
+/// let start = clock.now();
+/// clock.advance(std::time::Duration::from_secs(90));
+/// assert_eq!(clock.now() - start, time::Duration::seconds(90));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MockClock {
+    now: Arc<Mutex<OffsetDateTime>>,
+}
+
+impl MockClock {
+    /// A clock set to the current time, rounded down to the millisecond.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            now: Arc::new(Mutex::new(crate::clock::to_millis(
+                OffsetDateTime::now_utc(),
+            ))),
+        }
+    }
+
+    /// Moves the clock forward.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `by` does not fit a `time::Duration`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = Duration::try_from(by).expect("a representable duration");
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+    }
+}
+
+impl Default for MockClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for MockClock {
+    fn now(&self) -> OffsetDateTime {
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs a future to completion on a fresh two-thread runtime; the conformance macro's tests
+/// use it so store crates need no runtime macros of their own.
+///
+/// # Panics
+///
+/// Panics if the runtime cannot be built.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(future)
+}
+
+/// Whether tests run in CI (`CI=true`), where a missing server is a failure, not a skip.
+#[must_use]
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Generates one `#[test]` per case of the [store contract](crate::store) against the store
+/// that `$make` (an `async fn() -> Option<S>`) returns. See the [module docs](self).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:path) => {
+        $crate::store_conformance_tests!(@cases $make;
+            create_then_load_round_trips,
+            create_never_overwrites,
+            unknown_keys_load_nothing,
+            expired_records_are_never_returned,
+            update_applies_a_per_key_change,
+            update_of_a_missing_session_writes_nothing,
+            update_after_delete_does_not_resurrect,
+            update_of_an_expired_session_writes_nothing,
+            concurrent_writes_of_different_keys_are_all_kept,
+            the_last_write_of_one_key_wins,
+            touch_moves_the_idle_deadline_only,
+            touch_never_passes_the_absolute_deadline,
+            rotate_moves_the_record_and_kills_the_old_key,
+            rotate_of_a_missing_session_writes_nothing,
+            rotate_into_a_taken_key_changes_nothing,
+            concurrent_rotations_have_one_winner,
+            updates_racing_a_rotation_never_revive_the_old_key,
+            delete_removes_and_tolerates_absence,
+            list_by_user_shows_only_live_sessions_of_that_user,
+            delete_by_user_spares_the_exception_and_other_users,
+            delete_expired_never_removes_live_sessions,
+            values_of_every_json_shape_round_trip
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::block_on(async {
+                    match $make().await {
+                        Some(store) => $crate::testing::conformance::$case(&store).await,
+                        None => eprintln!("skipped {}: no store", stringify!($case)),
+                    }
+                });
+            }
+        )*
+    };
+}
+
+/// Wraps a real store and counts every call the layer makes to it, so a test can show that
+/// some requests (malformed cookies, requests that never touch the session) reach no
+/// backend at all. Clones share the count.
+///
+/// ```
+/// use session_layer::testing::CountingStore;
+/// use session_layer::{MemoryStore, SessionLayer};
+///
+/// let store = CountingStore::new(MemoryStore::default());
+/// let layer = SessionLayer::new(store.clone());
+/// # let _ = layer;
+/// assert_eq!(store.calls(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CountingStore<S> {
+    inner: S,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<S> CountingStore<S> {
+    /// Counts the calls made to `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+        }
+    }
+
+    /// How many calls reached the store so far.
+    #[must_use]
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: crate::SessionStore> crate::SessionStore for CountingStore<S> {
+    async fn create(
+        &self,
+        key: &crate::id::StorageKey,
+        record: &crate::record::Record,
+    ) -> Result<bool, crate::StoreError> {
+        self.count();
+        self.inner.create(key, record).await
+    }
+    async fn load(
+        &self,
+        key: &crate::id::StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::record::Record>, crate::StoreError> {
+        self.count();
+        self.inner.load(key, now).await
+    }
+    async fn update(
+        &self,
+        key: &crate::id::StorageKey,
+        change: &crate::record::Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::record::Metadata>, crate::StoreError> {
+        self.count();
+        self.inner.update(key, change, now).await
+    }
+    async fn touch(
+        &self,
+        key: &crate::id::StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> Result<bool, crate::StoreError> {
+        self.count();
+        self.inner.touch(key, seen, idle_deadline).await
+    }
+    async fn rotate(
+        &self,
+        old: &crate::id::StorageKey,
+        new: &crate::id::StorageKey,
+        change: &crate::record::Change,
+        now: OffsetDateTime,
+    ) -> Result<crate::store::Rotated, crate::StoreError> {
+        self.count();
+        self.inner.rotate(old, new, change, now).await
+    }
+    async fn delete(&self, key: &crate::id::StorageKey) -> Result<(), crate::StoreError> {
+        self.count();
+        self.inner.delete(key).await
+    }
+    async fn list_by_user(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<crate::store::SessionInfo>, crate::StoreError> {
+        self.count();
+        self.inner.list_by_user(user, now).await
+    }
+    async fn delete_by_user(
+        &self,
+        user: &str,
+        except: Option<&crate::id::StorageKey>,
+        now: OffsetDateTime,
+    ) -> Result<u64, crate::StoreError> {
+        self.count();
+        self.inner.delete_by_user(user, except, now).await
+    }
+    async fn delete_expired(
+        &self,
+        now: OffsetDateTime,
+        batch: usize,
+    ) -> Result<u64, crate::StoreError> {
+        self.count();
+        self.inner.delete_expired(now, batch).await
+    }
+}

@@ -1,0 +1,131 @@
+//! `MemoryStore`'s own promises: bounded, evicts expired records by itself, and concurrent.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::{body, new_value, TestApp};
+use session_layer::id::SessionId;
+use session_layer::record::Record;
+use session_layer::{MemoryStore, SessionStore, StoreErrorKind};
+use time::OffsetDateTime;
+
+fn record(now: OffsetDateTime, idle_secs: i64) -> Record {
+    Record::new(
+        now,
+        now + time::Duration::seconds(idle_secs),
+        now + time::Duration::hours(2),
+    )
+}
+
+#[tokio::test]
+async fn at_capacity_new_sessions_are_refused_and_live_ones_kept() {
+    let store = MemoryStore::default().with_capacity(3);
+    let now = OffsetDateTime::now_utc();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        let k = SessionId::generate().storage_key();
+        assert!(store.create(&k, &record(now, 3600)).await.unwrap());
+        keys.push(k);
+    }
+    let err = store
+        .create(&SessionId::generate().storage_key(), &record(now, 3600))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Full);
+    assert!(err.to_string().contains("with_capacity"), "{err}");
+    for k in &keys {
+        assert!(
+            store.load(k, now).await.unwrap().is_some(),
+            "a live session was evicted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn at_capacity_expired_records_make_room() {
+    let store = MemoryStore::default().with_capacity(3);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        let k = SessionId::generate().storage_key();
+        assert!(store.create(&k, &record(now, 1)).await.unwrap());
+    }
+    let later = now + time::Duration::seconds(5);
+    let k = SessionId::generate().storage_key();
+    assert!(store.create(&k, &record(later, 3600)).await.unwrap());
+    assert_eq!(store.len(), 1, "expired records were not evicted");
+}
+
+#[tokio::test]
+async fn a_full_store_turns_a_new_session_into_a_server_error() {
+    let full = MemoryStore::default().with_capacity(0);
+    let layer = session_layer::SessionLayer::builder(full).build().unwrap();
+    let router = common::routes(common::Gates::default()).layer(layer);
+    let req = axum::http::Request::post("/incr")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(router, req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(common::set_cookies(&res).is_empty());
+}
+
+#[tokio::test]
+async fn expired_records_are_swept_without_being_asked() {
+    let store = MemoryStore::default();
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..2_000 {
+        let k = SessionId::generate().storage_key();
+        store.create(&k, &record(now, 1)).await.unwrap();
+    }
+    // New sessions long after: every 256 creations sweep one shard, so creating enough new
+    // sessions walks every shard once.
+    let later = now + time::Duration::minutes(1);
+    for _ in 0..(256 * 64) {
+        let k = SessionId::generate().storage_key();
+        store.create(&k, &record(later, 3600)).await.unwrap();
+    }
+    assert_eq!(store.len(), 256 * 64, "expired records linger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_requests_over_a_thousand_sessions_keep_every_write() {
+    let app = TestApp::with(|b| b.with_touch_step(Duration::from_secs(30)));
+    let mut ids = Vec::new();
+    for i in 0..1_000 {
+        let res = app.send("POST", &format!("/set/owner/s{i}"), None).await;
+        ids.push(new_value(&res).unwrap());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..10_000 {
+        let router = app.router.clone();
+        let id = ids[n % 1_000].clone();
+        tasks.spawn(async move {
+            let req = axum::http::Request::post(format!("/set/w{}/{n}", n / 1_000))
+                .header("cookie", format!("__Host-session={id}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            tower::ServiceExt::oneshot(router, req)
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            body(app.send("GET", "/get/owner", Some(id)).await).await,
+            format!("\"s{i}\"")
+        );
+        for w in 0..10 {
+            let got = body(app.send("GET", &format!("/get/w{w}"), Some(id)).await).await;
+            assert_eq!(
+                got,
+                format!("\"{}\"", w * 1_000 + i),
+                "write lost or crossed sessions"
+            );
+        }
+    }
+}
