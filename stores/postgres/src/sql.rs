@@ -1,0 +1,155 @@
+//! The SQL the store runs, built once from the checked schema and table names.
+
+/// The statements a [`PostgresStore`](crate::PostgresStore) runs, for a DBA to review or
+/// `EXPLAIN`. Every statement is one round trip; none is built from client input (only the
+/// schema and table names, which the builder checked, are spliced in; values are bound).
+///
+/// Liveness is always decided with the `now` the layer passes as a parameter
+/// (`expires > $now`), never with the database's `now()`, so every backend and the layer
+/// agree on when a session ends.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use session_layer_postgres::PostgresStore;
+///
+/// let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/app").await?;
+/// println!("{}", store.statements().delete_expired);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Statements {
+    /// Inserts a session unless its key is taken: `$1` key, `$2` user, `$3` created,
+    /// `$4` last seen, `$5` idle deadline, `$6` absolute deadline, `$7` persistent, `$8` data.
+    pub create: String,
+    /// The live session under a key: `$1` key, `$2` now.
+    pub load: String,
+    /// Applies a change to a live session in one statement: `$1` key, `$2` now, `$3` whether
+    /// the data changes, `$4` clear, `$5` keys removed, `$6` keys set (an object), `$7` last
+    /// seen, `$8` idle deadline, `$9` persistent, `$10` whether the user changes, `$11` user.
+    pub update: String,
+    /// Moves the idle deadline of a live session: `$1` key, `$2` seen (also "now"),
+    /// `$3` idle deadline.
+    pub touch: String,
+    /// [`update`](Self::update) that also moves the session to the key `$12`.
+    pub rotate: String,
+    /// Removes a session: `$1` key.
+    pub delete: String,
+    /// A user's live sessions (uses the `<table>_user_id_idx` index): `$1` user, `$2` now.
+    pub list_by_user: String,
+    /// Deletes a user's sessions but one, counting the live ones (uses the
+    /// `<table>_user_id_idx` index): `$1` user, `$2` key to keep or null, `$3` now.
+    pub delete_by_user: String,
+    /// Deletes one batch of expired sessions, oldest first, skipping rows another cleaner
+    /// holds (uses the `<table>_expires_idx` index): `$1` now, `$2` batch size.
+    pub delete_expired: String,
+}
+
+/// `"schema"."table"`, ready to splice into SQL.
+pub(crate) fn qualified(schema: &str, table: &str) -> String {
+    format!("\"{schema}\".\"{table}\"")
+}
+
+const META_COLUMNS: &str =
+    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id";
+
+impl Statements {
+    pub(crate) fn new(schema: &str, table: &str) -> Self {
+        let t = qualified(schema, table);
+        // Per-key changes happen inside PostgreSQL: `-` drops the removed keys and `||`
+        // overwrites the set ones, on the row version the UPDATE locked, so two requests
+        // writing different keys of one session both keep their write. The data is only
+        // rebuilt when the change touches it.
+        let set_clause = "data = CASE WHEN $3 \
+                 THEN (CASE WHEN $4 THEN '{}'::jsonb ELSE data END - $5::text[]) || $6::jsonb \
+                 ELSE data END, \
+             last_seen = COALESCE($7::timestamptz, last_seen), \
+             idle_deadline = CASE WHEN $8::timestamptz IS NULL THEN idle_deadline \
+                 ELSE LEAST($8::timestamptz, absolute_deadline) END, \
+             persistent = COALESCE($9::boolean, persistent), \
+             user_id = CASE WHEN $10 THEN $11::text ELSE user_id END";
+        Self {
+            create: format!(
+                "INSERT INTO {t} (key, user_id, created, last_seen, idle_deadline, \
+                 absolute_deadline, persistent, data, format) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT (key) DO NOTHING"
+            ),
+            load: format!(
+                "SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = $1 AND expires > $2"
+            ),
+            update: format!(
+                "UPDATE {t} SET {set_clause} WHERE key = $1 AND expires > $2 \
+                 RETURNING {META_COLUMNS}"
+            ),
+            touch: format!(
+                "UPDATE {t} SET last_seen = $2, idle_deadline = LEAST($3, absolute_deadline) \
+                 WHERE key = $1 AND expires > $2"
+            ),
+            // A taken `$12` raises a unique violation, which the store reports as a
+            // collision; the statement then changed nothing.
+            rotate: format!(
+                "UPDATE {t} SET key = $12, {set_clause} WHERE key = $1 AND expires > $2 \
+                 RETURNING {META_COLUMNS}"
+            ),
+            delete: format!("DELETE FROM {t} WHERE key = $1"),
+            list_by_user: format!(
+                "SELECT key, {META_COLUMNS} FROM {t} WHERE user_id = $1 AND expires > $2"
+            ),
+            delete_by_user: format!(
+                "WITH gone AS (DELETE FROM {t} WHERE user_id = $1 \
+                 AND ($2::bytea IS NULL OR key <> $2::bytea) RETURNING expires) \
+                 SELECT count(*) FILTER (WHERE expires > $3) FROM gone"
+            ),
+            delete_expired: format!(
+                "DELETE FROM {t} WHERE key IN (SELECT key FROM {t} WHERE expires <= $1 \
+                 ORDER BY expires LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+        }
+    }
+}
+
+/// One step of the schema's history. Steps are applied in order, each in its own
+/// transaction, and never edited once released: a change is a new step.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    /// The step's SQL, given the schema and the table name.
+    pub(crate) sql: fn(&str, &str) -> String,
+}
+
+/// The data format the `format` column names: 1 is a JSON object of the session's keys.
+pub(crate) const DATA_FORMAT: i16 = 1;
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create the sessions table and its expiry and per-user indexes",
+    sql: create_table,
+}];
+
+fn create_table(schema: &str, table: &str) -> String {
+    let t = qualified(schema, table);
+    format!(
+        r#"
+CREATE TABLE {t} (
+    key               BYTEA       PRIMARY KEY CHECK (octet_length(key) = 32),
+    user_id           TEXT,
+    created           TIMESTAMPTZ NOT NULL,
+    last_seen         TIMESTAMPTZ NOT NULL,
+    idle_deadline     TIMESTAMPTZ NOT NULL,
+    absolute_deadline TIMESTAMPTZ NOT NULL,
+    expires           TIMESTAMPTZ NOT NULL
+                      GENERATED ALWAYS AS (LEAST(idle_deadline, absolute_deadline)) STORED,
+    persistent        BOOLEAN     NOT NULL DEFAULT FALSE,
+    data              JSONB       NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(data) = 'object'),
+    format            SMALLINT    NOT NULL DEFAULT 1
+);
+CREATE INDEX "{table}_expires_idx" ON {t} (expires);
+CREATE INDEX "{table}_user_id_idx" ON {t} (user_id) WHERE user_id IS NOT NULL;
+COMMENT ON TABLE {t} IS
+    'Sessions of session-layer. key is the SHA-256 of the session ID, never the ID itself; a session is live while expires (the earlier of its idle and absolute deadlines) lies in the future.';
+COMMENT ON COLUMN {t}.key IS 'SHA-256 of the session ID (the cookie value is never stored).';
+COMMENT ON COLUMN {t}.expires IS 'The earlier of idle_deadline and absolute_deadline.';
+COMMENT ON COLUMN {t}.format IS 'Version of the data encoding (1: JSON object of the session keys).';
+"#
+    )
+}

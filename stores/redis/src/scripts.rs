@@ -1,0 +1,197 @@
+//! The Lua scripts that make each per-key step atomic.
+//!
+//! Every script touches only the keys it is given in `KEYS`, so each runs on one node of a
+//! cluster (and behind sharding proxies). Scripts that take a second key (a user index) are
+//! only called with one outside cluster mode, where any two keys may meet in one script.
+//!
+//! A session is one hash (see [`codec`](crate::codec) for its fields). A record counts as
+//! present only if its format version is known, it is not being moved by a rotation, and
+//! both deadlines lie after the `now` the layer passed; anything else is "gone".
+
+use redis::Script;
+
+/// Helpers every script starts with.
+const PRELUDE: &str = r"
+local function chunked(cmd, key, arr, first, last)
+  local i = first
+  while i <= last do
+    local j = math.min(i + 199, last)
+    redis.call(cmd, key, unpack(arr, i, j))
+    i = j + 1
+  end
+end
+
+local function live(key, now)
+  local m = redis.call('HMGET', key, 'v', 'x', 'm:idle', 'm:abs')
+  if m[1] ~= '1' or m[2] then return nil end
+  local idle, abs = tonumber(m[3]), tonumber(m[4])
+  if not idle or not abs or not (now < idle and now < abs) then return nil end
+  return idle, abs, m[4]
+end
+
+local function expire(key, expires, now)
+  local ttl = expires - now
+  if ttl <= 0 then
+    redis.call('DEL', key)
+    return false
+  end
+  redis.call('PEXPIRE', key, string.format('%d', ttl))
+  return true
+end
+
+local function index_add(z, member, score, now)
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  redis.call('ZADD', z, score, member)
+  local top = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
+  expire(z, tonumber(top[2]), tonumber(now))
+end
+";
+
+/// KEYS: session, [index]. ARGV: token, ttl, now, member, score, field/value pairs...
+/// Returns 1 if stored (or already stored by this same call), 0 if the key is taken.
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'c') == ARGV[1] then return 1 end
+  return 0
+end
+if KEYS[2] then index_add(KEYS[2], ARGV[4], ARGV[5], ARGV[3]) end
+chunked('HSET', KEYS[1], ARGV, 6, #ARGV)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// KEYS: session, [index of the new user]. ARGV: now, clear, seen, idle, persistent,
+/// user op ('' keep, '0' remove, '1' set), user, member, #removed, #set, removed fields...,
+/// set field/value pairs... Returns the metadata fields afterwards, or nil if gone.
+const UPDATE: &str = r"
+local k = KEYS[1]
+local now = tonumber(ARGV[1])
+local idle, abs, abs_s = live(k, now)
+if not idle then return false end
+if KEYS[2] then index_add(KEYS[2], ARGV[8], abs_s, ARGV[1]) end
+if ARGV[2] == '1' then
+  local dead = {}
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if string.sub(f, 1, 2) == 'd:' then dead[#dead + 1] = f end
+  end
+  chunked('HDEL', k, dead, 1, #dead)
+end
+local nrem, nset = tonumber(ARGV[9]), tonumber(ARGV[10])
+chunked('HDEL', k, ARGV, 11, 10 + nrem)
+chunked('HSET', k, ARGV, 11 + nrem, 10 + nrem + 2 * nset)
+if ARGV[3] ~= '' then
+  local new_idle, s = tonumber(ARGV[4]), ARGV[4]
+  if new_idle > abs then new_idle, s = abs, abs_s end
+  redis.call('HSET', k, 'm:seen', ARGV[3], 'm:idle', s)
+  idle = new_idle
+end
+if ARGV[5] ~= '' then redis.call('HSET', k, 'm:pers', ARGV[5]) end
+if ARGV[6] == '1' then
+  redis.call('HSET', k, 'm:user', ARGV[7])
+elseif ARGV[6] == '0' then
+  redis.call('HDEL', k, 'm:user')
+end
+local meta = redis.call('HMGET', k, 'm:created', 'm:seen', 'm:idle', 'm:abs', 'm:pers', 'm:user')
+expire(k, math.min(idle, abs), now)
+return meta
+";
+
+/// KEYS: session. ARGV: seen, idle. Returns 1 if the live record was touched, else 0.
+const TOUCH: &str = r"
+local k = KEYS[1]
+local seen = tonumber(ARGV[1])
+local idle, abs, abs_s = live(k, seen)
+if not idle then return 0 end
+local new_idle, s = tonumber(ARGV[2]), ARGV[2]
+if new_idle > abs then new_idle, s = abs, abs_s end
+redis.call('HSET', k, 'm:seen', ARGV[1], 'm:idle', s)
+expire(k, math.min(new_idle, abs), seen)
+return 1
+";
+
+/// Rotation, step 1. KEYS: old session. ARGV: now, token. Marks the live record as moving
+/// (from here on every other operation finds it gone) and returns all its fields, or nil.
+const MARK: &str = r"
+local k = KEYS[1]
+local x = redis.call('HGET', k, 'x')
+if x then
+  if x == ARGV[2] then return redis.call('HGETALL', k) end
+  return false
+end
+if not live(k, tonumber(ARGV[1])) then return false end
+redis.call('HSET', k, 'x', ARGV[2])
+return redis.call('HGETALL', k)
+";
+
+/// Rotation, undo. KEYS: old session. ARGV: token. Clears this rotation's mark.
+const UNMARK: &str = r"
+if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'x')
+  return 1
+end
+return 0
+";
+
+/// Rotation, last step. KEYS: old session. ARGV: token. Deletes the old record if this
+/// rotation still holds its mark; 0 means someone deleted it meanwhile (a sign-out won).
+const FINISH: &str = r"
+if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+";
+
+/// KEYS: user index. ARGV: member, score (absolute deadline), now.
+const INDEX_ADD: &str = r"
+index_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return 1
+";
+
+/// KEYS: user index. ARGV: now. Drops members past their absolute deadline, lists the rest.
+const INDEX_READ: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+";
+
+/// KEYS: session. ARGV: user, now. Deletes the record if `user` owns it. Returns -1 if it
+/// does not (or is absent), 1 if a live record was deleted, 0 if an expired one was.
+const DELETE_OWNED: &str = r"
+local k = KEYS[1]
+local m = redis.call('HMGET', k, 'm:user', 'm:idle', 'm:abs')
+if m[1] ~= ARGV[1] then return -1 end
+redis.call('DEL', k)
+local now, idle, abs = tonumber(ARGV[2]), tonumber(m[2]), tonumber(m[3])
+if idle and abs and now < idle and now < abs then return 1 end
+return 0
+";
+
+/// The compiled scripts, each sent by SHA (EVALSHA) and loaded on a `NOSCRIPT` miss.
+pub(crate) struct Scripts {
+    pub(crate) create: Script,
+    pub(crate) update: Script,
+    pub(crate) touch: Script,
+    pub(crate) mark: Script,
+    pub(crate) unmark: Script,
+    pub(crate) finish: Script,
+    pub(crate) index_add: Script,
+    pub(crate) index_read: Script,
+    pub(crate) delete_owned: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        Self {
+            create: with_prelude(CREATE),
+            update: with_prelude(UPDATE),
+            touch: with_prelude(TOUCH),
+            mark: with_prelude(MARK),
+            unmark: Script::new(UNMARK),
+            finish: Script::new(FINISH),
+            index_add: with_prelude(INDEX_ADD),
+            index_read: Script::new(INDEX_READ),
+            delete_owned: Script::new(DELETE_OWNED),
+        }
+    }
+}

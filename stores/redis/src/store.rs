@@ -1,0 +1,540 @@
+//! [`RedisStore`]: the [`SessionStore`] contract on Redis and Redis Cluster.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use rand::TryRngCore as _;
+use redis::{cmd, ScriptInvocation};
+use session_layer::id::StorageKey;
+use session_layer::record::{Change, Metadata, Record};
+use session_layer::store::{Rotated, SessionInfo, SessionStore};
+use session_layer::{StoreError, StoreErrorKind};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::builder::RedisStoreBuilder;
+use crate::codec::{self, data_field, json, millis, Malformed, Stored};
+use crate::conn::{timed, Conn};
+use crate::scripts::Scripts;
+
+/// The metadata fields, in the order [`codec::meta_from`] reads them.
+const META_FIELDS: [&str; 6] = ["m:created", "m:seen", "m:idle", "m:abs", "m:pers", "m:user"];
+
+/// A session store on Redis or Redis Cluster. See the [crate docs](crate) for the layout,
+/// expiry, atomicity and cluster behaviour.
+///
+/// Cloning is cheap: clones share one multiplexed connection.
+///
+/// ```no_run
+/// use session_layer::SessionLayer;
+/// use session_layer_redis::RedisStore;
+///
+/// # async fn run() -> Result<(), session_layer::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let layer = SessionLayer::new(store);
+/// # let _ = layer; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) conn: Conn,
+    pub(crate) scripts: Scripts,
+    pub(crate) prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) cluster: bool,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.inner.cluster)
+            .field("prefix", &self.inner.prefix)
+            .field("command_timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to one Redis server with the default settings (key prefix `session:`,
+    /// 500 ms per command). The URL is `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` with a TLS-enabled build of redis-rs.
+    ///
+    /// # Errors
+    ///
+    /// As for [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder for a store on one Redis server (or a proxy that speaks for one).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::single(url.into())
+    }
+
+    /// A builder for a store on a Redis Cluster, given one or more of its nodes' URLs; the
+    /// client discovers the rest.
+    ///
+    /// ```no_run
+    /// use session_layer_redis::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), session_layer::StoreError> {
+    /// let store = RedisStore::cluster_builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
+    /// The prefix of every key this store writes.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The Redis key a session is stored under: the prefix and the storage key in hex.
+    ///
+    /// ```
+    /// use session_layer::id::SessionId;
+    /// # async fn run(store: session_layer_redis::RedisStore) {
+    /// let key = SessionId::generate().storage_key();
+    /// assert_eq!(store.redis_key(&key), format!("session:{}", key.to_hex()));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn redis_key(&self, key: &StorageKey) -> String {
+        format!("{}{}", self.inner.prefix, key.to_hex())
+    }
+
+    /// The Redis key of a user's index: the prefix, `user:`, and the SHA-256 of the name in
+    /// hex (so any name makes a short, safe key).
+    #[must_use]
+    pub fn user_index_key(&self, user: &str) -> String {
+        let digest = Sha256::digest(user.as_bytes());
+        let mut key = String::with_capacity(self.inner.prefix.len() + 5 + 64);
+        key.push_str(&self.inner.prefix);
+        key.push_str("user:");
+        for b in digest {
+            key.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            key.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        key
+    }
+
+    fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let call = retry_refused(|| {
+            let mut conn = self.conn();
+            async move { invocation.invoke_async(&mut conn).await }
+        });
+        timed(self.inner.timeout, what, call).await
+    }
+
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        command: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let call = retry_refused(|| {
+            let mut conn = self.conn();
+            async move { command.query_async(&mut conn).await }
+        });
+        timed(self.inner.timeout, what, call).await
+    }
+
+    /// Adds a session to its user's index in a call of its own (cluster mode, where the
+    /// index lives in another slot than the session).
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        absolute: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.inner.scripts.index_add.prepare_invoke();
+        invocation.key(index).arg(member).arg(absolute).arg(now);
+        self.invoke::<i64>("index update", &invocation).await?;
+        Ok(())
+    }
+
+    /// Stores `record` under `key` unless the key is taken. In standalone mode the user's
+    /// index is updated in the same script; in cluster mode, in a call before it, so no
+    /// session is ever stored without being indexed.
+    async fn put_new(
+        &self,
+        key: &StorageKey,
+        record: &Record,
+        now: OffsetDateTime,
+        token: &str,
+    ) -> Result<bool, StoreError> {
+        let ttl = millis(record.meta.expires()) - millis(now);
+        if ttl <= 0 {
+            // Dead on arrival: nothing to keep.
+            return Ok(true);
+        }
+        let member = key.to_hex();
+        let absolute = millis(record.meta.absolute_deadline).to_string();
+        let now = millis(now).to_string();
+        let index = record.meta.user.as_deref().map(|u| self.user_index_key(u));
+        let mut invocation = self.inner.scripts.create.prepare_invoke();
+        invocation.key(self.redis_key(key));
+        if let Some(index) = &index {
+            if self.inner.cluster {
+                self.index_add(index, &member, &absolute, &now).await?;
+            } else {
+                invocation.key(index);
+            }
+        }
+        invocation
+            .arg(token)
+            .arg(ttl)
+            .arg(&now)
+            .arg(&member)
+            .arg(&absolute)
+            .arg(codec::record_fields(record, token));
+        Ok(self.invoke::<i64>("create", &invocation).await? == 1)
+    }
+
+    /// Deletes `key` without waiting for the answer to matter: used to clean up after a
+    /// rotation that failed half-way, when an error is already on its way to the caller.
+    async fn best_effort_delete(&self, key: &StorageKey) {
+        let _ = self
+            .query::<i64>("cleanup", cmd("DEL").arg(self.redis_key(key)))
+            .await;
+    }
+}
+
+/// Runs `call`, and once more if the first attempt could not even connect. A refused
+/// connection means the command was never sent, so repeating it is safe; and after an
+/// outage the first request would otherwise fail on the reconnection attempt made while
+/// Redis was still down.
+async fn retry_refused<T, F, Fut>(mut call: F) -> redis::RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    match call().await {
+        Err(error) if error.is_connection_refusal() => call().await,
+        other => other,
+    }
+}
+
+/// A random token naming one call, so a script can recognise its own earlier effect.
+fn token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn corrupt(Malformed(why): Malformed) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!("a session record in Redis could not be read: {why}"),
+    )
+}
+
+fn malformed_as_absent(Malformed(why): Malformed) {
+    tracing::warn!(
+        target: "session_layer_redis",
+        reason = why,
+        "a session record in Redis could not be read; treating it as absent"
+    );
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        self.put_new(key, record, record.meta.last_seen, &token())
+            .await
+    }
+
+    async fn load(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = self
+            .query("load", cmd("HGETALL").arg(self.redis_key(key)))
+            .await?;
+        match codec::decode(fields) {
+            Ok(Stored::Record(record)) if record.is_live(now) => Ok(Some(record)),
+            Ok(_) => Ok(None),
+            Err(malformed) => {
+                malformed_as_absent(malformed);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn update(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<Metadata>, StoreError> {
+        let redis_key = self.redis_key(key);
+        let member = key.to_hex();
+        let now_text = millis(now).to_string();
+        let mut invocation = self.inner.scripts.update.prepare_invoke();
+        invocation.key(&redis_key);
+        if let Some(Some(user)) = &change.user {
+            let index = self.user_index_key(user);
+            if self.inner.cluster {
+                // Index first, so a session never has a user it is not indexed under. The
+                // absolute deadline a key holds never changes, so reading it first is safe.
+                let absolute: Option<String> = self
+                    .query("update", cmd("HGET").arg(&redis_key).arg("m:abs"))
+                    .await?;
+                let Some(absolute) = absolute else {
+                    return Ok(None);
+                };
+                self.index_add(&index, &member, &absolute, &now_text)
+                    .await?;
+            } else {
+                invocation.key(index);
+            }
+        }
+        let (seen, idle) = match change.touch {
+            Some(t) => (
+                millis(t.seen).to_string(),
+                millis(t.idle_deadline).to_string(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let persistent = match change.persistent {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        let (user_op, user) = match &change.user {
+            None => ("", ""),
+            Some(None) => ("0", ""),
+            Some(Some(user)) => ("1", user.as_str()),
+        };
+        invocation
+            .arg(&now_text)
+            .arg(if change.clear { "1" } else { "0" })
+            .arg(seen)
+            .arg(idle)
+            .arg(persistent)
+            .arg(user_op)
+            .arg(user)
+            .arg(&member)
+            .arg(change.remove.len())
+            .arg(change.set.len());
+        for key in &change.remove {
+            invocation.arg(data_field(key));
+        }
+        for (key, value) in &change.set {
+            invocation.arg(data_field(key)).arg(json(value));
+        }
+        let meta: Option<Vec<Option<Vec<u8>>>> = self.invoke("update", &invocation).await?;
+        meta.map(|fields| codec::meta_from(&fields).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.inner.scripts.touch.prepare_invoke();
+        invocation
+            .key(self.redis_key(key))
+            .arg(millis(seen))
+            .arg(millis(idle_deadline));
+        Ok(self.invoke::<i64>("touch", &invocation).await? == 1)
+    }
+
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        let token = token();
+        let old_key = self.redis_key(old);
+
+        // 1. Mark the old record as moving and take its fields. From here on it is dead to
+        //    every other operation; updates that landed before are in what we took.
+        let mut mark = self.inner.scripts.mark.prepare_invoke();
+        mark.key(&old_key).arg(millis(now)).arg(&token);
+        let fields: Option<Vec<(Vec<u8>, Vec<u8>)>> = self.invoke("rotate", &mark).await?;
+        let Some(fields) = fields else {
+            return Ok(Rotated::Gone);
+        };
+        let mut unmark = self.inner.scripts.unmark.prepare_invoke();
+        unmark.key(&old_key).arg(&token);
+        let fields: Vec<_> = fields.into_iter().filter(|(f, _)| f != b"x").collect();
+        let mut record = match codec::decode(fields) {
+            Ok(Stored::Record(record)) => record,
+            Ok(_) => return Ok(Rotated::Gone),
+            Err(malformed) => {
+                // Unreadable: leave it as it was, and treat it as the load would.
+                self.invoke::<i64>("rotate", &unmark).await?;
+                malformed_as_absent(malformed);
+                return Ok(Rotated::Gone);
+            }
+        };
+        change.apply_to(&mut record);
+
+        // 2. Store it under the new key (indexing it first), never overwriting.
+        let created = match self.put_new(new, &record, now, &token).await {
+            Ok(created) => created,
+            Err(error) => {
+                // Whether the create landed is unknown: fail closed. The old key stays
+                // marked (dead) and the new one is removed if it can be.
+                self.best_effort_delete(new).await;
+                return Err(error);
+            }
+        };
+        if !created {
+            self.invoke::<i64>("rotate", &unmark).await?;
+            return Ok(Rotated::Collision);
+        }
+
+        // 3. Delete the old record, if this rotation still owns it. If a sign-out or
+        //    revocation deleted it meanwhile, that wins: the new record goes too.
+        let mut finish = self.inner.scripts.finish.prepare_invoke();
+        finish.key(&old_key).arg(&token);
+        match self.invoke::<i64>("rotate", &finish).await {
+            Ok(1) => Ok(Rotated::Done(record.meta)),
+            Ok(_) => {
+                self.query::<i64>("rotate", cmd("DEL").arg(self.redis_key(new)))
+                    .await?;
+                Ok(Rotated::Gone)
+            }
+            Err(error) => {
+                self.best_effort_delete(new).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
+            .await?;
+        Ok(())
+    }
+
+    async fn list_by_user(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        let members = self.index_members(user, now).await?;
+        let reads = members.iter().map(|key| {
+            let mut command = cmd("HMGET");
+            command.arg(self.redis_key(key)).arg("v").arg("x");
+            command.arg(&META_FIELDS[..]);
+            async move {
+                let command = &command;
+                let fields: Vec<Option<Vec<u8>>> = retry_refused(|| {
+                    let mut conn = self.conn();
+                    async move { command.query_async(&mut conn).await }
+                })
+                .await?;
+                Ok::<_, redis::RedisError>((*key, fields))
+            }
+        });
+        let read = timed(self.inner.timeout, "list", try_join_all(reads)).await?;
+        let mut out = Vec::new();
+        for (key, fields) in read {
+            let [version, moving, meta @ ..] = fields.as_slice() else {
+                continue;
+            };
+            if version.as_deref() != Some(codec::FORMAT) || moving.is_some() {
+                continue;
+            }
+            match codec::meta_from(meta) {
+                Ok(meta) if meta.is_live(now) && meta.user.as_deref() == Some(user) => {
+                    out.push(SessionInfo::new(key, meta));
+                }
+                Ok(_) => {}
+                Err(malformed) => malformed_as_absent(malformed),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_by_user(
+        &self,
+        user: &str,
+        except: Option<&StorageKey>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let members = self.index_members(user, now).await?;
+        let now_text = millis(now).to_string();
+        let targets: Vec<StorageKey> = members.into_iter().filter(|k| Some(k) != except).collect();
+        let deletions = targets.iter().map(|key| {
+            let mut invocation = self.inner.scripts.delete_owned.prepare_invoke();
+            invocation.key(self.redis_key(key)).arg(user).arg(&now_text);
+            async move {
+                let invocation = &invocation;
+                retry_refused(|| {
+                    let mut conn = self.conn();
+                    async move { invocation.invoke_async::<i64>(&mut conn).await }
+                })
+                .await
+            }
+        });
+        let outcomes = timed(self.inner.timeout, "revoke", try_join_all(deletions)).await?;
+        // Only entries whose session was deleted leave the index: an entry whose session
+        // is not there (yet) may belong to a create or rotation in flight, which indexes
+        // first and stores second.
+        let deleted: Vec<String> = targets
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| **outcome >= 0)
+            .map(|(key, _)| key.to_hex())
+            .collect();
+        if !deleted.is_empty() {
+            self.query::<i64>(
+                "revoke",
+                cmd("ZREM").arg(self.user_index_key(user)).arg(deleted),
+            )
+            .await?;
+        }
+        Ok(outcomes.iter().filter(|o| **o == 1).count() as u64)
+    }
+}
+
+impl RedisStore {
+    /// The members of a user's index, after dropping those past their absolute deadline.
+    async fn index_members(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StorageKey>, StoreError> {
+        let mut invocation = self.inner.scripts.index_read.prepare_invoke();
+        invocation.key(self.user_index_key(user)).arg(millis(now));
+        let members: Vec<String> = self.invoke("list", &invocation).await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| StorageKey::from_hex(m))
+            .collect())
+    }
+}

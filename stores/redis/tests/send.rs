@@ -1,0 +1,14 @@
+//! Apps open stores inside spawned tasks, which need `Send` futures. This file only has to
+//! compile: a future that is not provably `Send` fails the build.
+
+use session_layer_redis::RedisStore;
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[test]
+fn public_futures_are_send() {
+    let use_store = async {
+        let _store = RedisStore::connect("redis://unused").await.unwrap();
+    };
+    assert_send(&use_store);
+}

@@ -1,0 +1,561 @@
+//! [`SqliteStore`] and its [`SessionStore`] implementation.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use session_layer::id::StorageKey;
+use session_layer::record::{Change, Metadata, Record};
+use session_layer::store::{Rotated, SessionInfo};
+use session_layer::{SessionStore, StoreError};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::builder::SqliteStoreBuilder;
+use crate::error::{corrupt, from_sqlx, no_connection, timeout};
+use crate::sql::{Statements, DATA_FORMAT};
+use crate::time_text::{from_text, to_text};
+use session_layer::store::{spawn_cleanup, CleanupHandle};
+
+/// A [`SessionStore`] in a SQLite database file. Cloning it gives another handle to the
+/// same connections.
+///
+/// See the [crate docs](crate) for the table, the rules it keeps and an example.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) statements: Statements,
+    pub(crate) table: String,
+    pub(crate) path: PathBuf,
+    /// One connection: every write queues here rather than on SQLite's lock.
+    pub(crate) writer: SqlitePool,
+    /// Read-only connections; in WAL mode they never wait for the writer.
+    pub(crate) readers: SqlitePool,
+    pub(crate) query_timeout: Duration,
+    pub(crate) cleanup_batch: usize,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("table", &self.inner.table)
+            .field("readers", &self.inner.readers.size())
+            .field("query_timeout", &self.inner.query_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+impl SqliteStore {
+    /// A store with the default settings (table `sessions`, WAL mode, 4 readers, 2 s busy
+    /// timeout, 5 s query timeout) in the file at `path`, created if missing. Call
+    /// [`migrate`](Self::migrate) before serving.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] if the file cannot be created or opened.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), session_layer::StoreError> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("sessions.db");
+    /// let store = session_layer_sqlite::SqliteStore::open(&path).await?;
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        Self::builder().open(path).await
+    }
+
+    /// A builder, to choose the table, the connections and the timeouts.
+    pub fn builder() -> SqliteStoreBuilder {
+        SqliteStoreBuilder::default()
+    }
+
+    /// Creates the table and its indexes, or upgrades them, by applying the versioned steps
+    /// that `<table>_migrations` does not list yet, each in its own `BEGIN IMMEDIATE`
+    /// transaction. Safe to call on every start, from several processes at once.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] if the file cannot be written or stays locked past the busy timeout.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self
+            .inner
+            .writer
+            .acquire()
+            .await
+            .map_err(|e| from_sqlx("migrating the sessions table", e))?;
+        crate::migrate::run(&mut conn, &self.inner.table).await
+    }
+
+    /// Starts a task that deletes expired sessions every `every`, in batches of the
+    /// [configured size](SqliteStoreBuilder::with_cleanup_batch_size) until none is left.
+    /// A failed pass is logged (`tracing`, target `session_layer_sqlite`) and the next one
+    /// runs as planned.
+    ///
+    /// Expired rows are never served in the meantime (every read checks the deadlines);
+    /// cleaning only bounds the file's size. The task judges expiry by the system clock.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called outside a Tokio runtime, or if `every` is zero.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), session_layer::StoreError> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = session_layer_sqlite::SqliteStore::open(dir.path().join("s.db")).await?;
+    /// # store.migrate().await?;
+    /// use std::time::Duration;
+    ///
+    /// let cleanup = store.spawn_cleanup(Duration::from_secs(300));
+    /// // ... serve ...
+    /// cleanup.shutdown().await;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn spawn_cleanup(&self, every: Duration) -> CleanupHandle {
+        spawn_cleanup(self.clone(), every, self.inner.cleanup_batch)
+    }
+
+    /// The statements this store runs, for review or `EXPLAIN QUERY PLAN`.
+    #[must_use]
+    pub fn statements(&self) -> &Statements {
+        &self.inner.statements
+    }
+
+    /// Closes every connection, waiting for running statements to finish. Store calls
+    /// fail afterwards.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.readers.close().await;
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.query_timeout
+    }
+}
+
+/// A connection from `pool`, waited for no later than `deadline`.
+async fn conn(
+    pool: &SqlitePool,
+    deadline: Instant,
+    what: &str,
+) -> Result<PoolConnection<Sqlite>, StoreError> {
+    match tokio::time::timeout_at(deadline, pool.acquire()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(from_sqlx(what, e)),
+        Err(_) => Err(no_connection(what)),
+    }
+}
+
+/// Runs `query` unless `deadline` passes first. A transaction cut off here is rolled back
+/// when the connection returns to the pool.
+async fn timed<T>(
+    deadline: Instant,
+    what: &str,
+    query: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout_at(deadline, query).await {
+        Ok(result) => result.map_err(|e| from_sqlx(what, e)),
+        Err(_) => Err(timeout(what)),
+    }
+}
+
+fn decode_key(bytes: &[u8]) -> Result<StorageKey, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(StorageKey::from_bytes)
+        .map_err(|_| {
+            corrupt("a stored session key is not 32 bytes; was the table changed by hand?")
+        })
+}
+
+fn decode_meta(row: &SqliteRow, what: &str) -> Result<Metadata, StoreError> {
+    let text = |column: &str| -> Result<OffsetDateTime, StoreError> {
+        let value: String = row.try_get(column).map_err(|e| from_sqlx(what, e))?;
+        from_text(&value)
+    };
+    Ok(Metadata {
+        created: text("created")?,
+        last_seen: text("last_seen")?,
+        idle_deadline: text("idle_deadline")?,
+        absolute_deadline: text("absolute_deadline")?,
+        persistent: row.try_get("persistent").map_err(|e| from_sqlx(what, e))?,
+        user: row.try_get("user_id").map_err(|e| from_sqlx(what, e))?,
+    })
+}
+
+fn decode_data(text: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::with_source(
+            session_layer::StoreErrorKind::Corrupt,
+            "a stored session's data is not a JSON object; was the table changed by hand?",
+            e,
+        )
+    })
+}
+
+fn encode_data(data: &Map<String, Value>) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(|e| {
+        StoreError::with_source(
+            session_layer::StoreErrorKind::Other,
+            "the session's data could not be written as JSON",
+            e,
+        )
+    })
+}
+
+fn decode_record(row: &SqliteRow, what: &str) -> Result<Record, StoreError> {
+    let format: i64 = row.try_get("format").map_err(|e| from_sqlx(what, e))?;
+    if format != DATA_FORMAT {
+        return Err(corrupt(format!(
+            "a stored session has data format {format}, which this version does not read (it \
+             reads {DATA_FORMAT}); upgrade session-layer-sqlite"
+        )));
+    }
+    let data: String = row.try_get("data").map_err(|e| from_sqlx(what, e))?;
+    Ok(Record::from_parts(
+        decode_data(&data)?,
+        decode_meta(row, what)?,
+    ))
+}
+
+/// The `sqlite_record` fuzz target: `data`, split at NUL bytes into the `key`, `data`,
+/// `created`, `last_seen`, `idle_deadline` and `absolute_deadline` columns as a row holds
+/// them, goes through the store's own column decoders. Not part of the API.
+///
+/// # Panics
+///
+/// If a column that decodes does not encode back to what decodes the same (for times, to
+/// the very same text), or on any panic of a decoder.
+#[doc(hidden)]
+pub fn fuzz_columns(data: &[u8]) {
+    let mut pieces = data.split(|b| *b == 0);
+    if let Some(key) = pieces.next() {
+        if let Ok(decoded) = decode_key(key) {
+            assert_eq!(decoded.as_bytes(), key, "a key decoded to other bytes");
+        }
+    }
+    if let Some(Ok(text)) = pieces.next().map(std::str::from_utf8) {
+        if let Ok(map) = decode_data(text) {
+            let again = encode_data(&map).expect("decoded data encodes");
+            let back = decode_data(&again).expect("encoded data decodes");
+            assert_eq!(back, map, "data does not survive being written again");
+        }
+    }
+    for piece in pieces.take(4) {
+        if let Ok(text) = std::str::from_utf8(piece) {
+            if let Ok(time) = crate::time_text::from_text(text) {
+                let again = crate::time_text::to_text(time).expect("a decoded time encodes");
+                assert_eq!(again, text, "a time has a second spelling");
+            }
+        }
+    }
+}
+
+/// The parameters `?3`..`?8` that [`Statements::update`] and [`Statements::rotate`] share,
+/// as owned values (times as text).
+struct Bound {
+    data: Option<String>,
+    seen: Option<String>,
+    idle: Option<String>,
+    persistent: Option<bool>,
+    user_changes: bool,
+    user: Option<String>,
+}
+
+impl Bound {
+    fn new(change: &Change, data: Option<String>) -> Result<Self, StoreError> {
+        let (user_changes, user) = match &change.user {
+            Some(user) => (true, user.clone()),
+            None => (false, None),
+        };
+        Ok(Self {
+            data,
+            seen: change.touch.map(|t| to_text(t.seen)).transpose()?,
+            idle: change.touch.map(|t| to_text(t.idle_deadline)).transpose()?,
+            persistent: change.persistent,
+            user_changes,
+            user,
+        })
+    }
+
+    fn bind<'q>(&'q self, query: Query<'q>) -> Query<'q> {
+        query
+            .bind(self.data.as_deref())
+            .bind(self.seen.as_deref())
+            .bind(self.idle.as_deref())
+            .bind(self.persistent)
+            .bind(self.user_changes)
+            .bind(self.user.as_deref())
+    }
+}
+
+/// What a write found.
+enum Written {
+    Done(Metadata),
+    Gone,
+    Collision,
+}
+
+impl SqliteStore {
+    /// Runs [`Statements::update`] (`new` is `None`) or [`Statements::rotate`] for `change`.
+    ///
+    /// A change that only moves metadata is one statement. A change to the data reads the
+    /// row and writes it back inside `BEGIN IMMEDIATE`, which holds SQLite's write lock
+    /// from the read on, so no other write lands in between; the data change itself is the
+    /// core's [`Change::apply_to`], keys and values exactly as JSON holds them.
+    async fn write(
+        &self,
+        what: &str,
+        key: &StorageKey,
+        new: Option<&StorageKey>,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, what).await?;
+        let now = to_text(now)?;
+        let sql = if new.is_some() {
+            &self.inner.statements.rotate
+        } else {
+            &self.inner.statements.update
+        };
+        let work = async {
+            if !change.touches_data() {
+                let bound = Bound::new(change, None).map_err(Failure::Store)?;
+                return run_write(&mut conn, sql, key, new, &now, &bound, what).await;
+            }
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let row = sqlx::query(&self.inner.statements.load)
+                .bind(&key.as_bytes()[..])
+                .bind(&now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(Written::Gone);
+            };
+            let mut record = decode_record(&row, what).map_err(Failure::Store)?;
+            change.apply_to(&mut record);
+            let data = encode_data(record.data()).map_err(Failure::Store)?;
+            let bound = Bound::new(change, Some(data)).map_err(Failure::Store)?;
+            let written = run_write(&mut tx, sql, key, new, &now, &bound, what).await?;
+            if matches!(written, Written::Done(_)) {
+                tx.commit().await?;
+            }
+            Ok(written)
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Err(_) => Err(timeout(what)),
+            Ok(Ok(written)) => Ok(written),
+            Ok(Err(Failure::Sql(e))) => Err(from_sqlx(what, e)),
+            Ok(Err(Failure::Store(e))) => Err(e),
+        }
+    }
+}
+
+/// A database error, still to be classified, or a store error that already is.
+enum Failure {
+    Sql(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+async fn run_write(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    key: &StorageKey,
+    new: Option<&StorageKey>,
+    now: &str,
+    bound: &Bound,
+    what: &str,
+) -> Result<Written, Failure> {
+    let mut query = bound.bind(sqlx::query(sql).bind(&key.as_bytes()[..]).bind(now));
+    if let Some(new) = new {
+        query = query.bind(&new.as_bytes()[..]);
+    }
+    match query.fetch_optional(conn).await {
+        Ok(Some(row)) => Ok(Written::Done(
+            decode_meta(&row, what).map_err(Failure::Store)?,
+        )),
+        Ok(None) => Ok(Written::Gone),
+        Err(sqlx::Error::Database(e)) if new.is_some() && e.is_unique_violation() => {
+            Ok(Written::Collision)
+        }
+        Err(e) => Err(Failure::Sql(e)),
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        const WHAT: &str = "creating a session";
+        let meta = &record.meta;
+        let data = encode_data(record.data())?;
+        let times = [
+            to_text(meta.created)?,
+            to_text(meta.last_seen)?,
+            to_text(meta.idle_deadline)?,
+            to_text(meta.absolute_deadline)?,
+        ];
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.create)
+            .bind(&key.as_bytes()[..])
+            .bind(meta.user.as_deref())
+            .bind(&times[0])
+            .bind(&times[1])
+            .bind(&times[2])
+            .bind(&times[3])
+            .bind(meta.persistent)
+            .bind(data);
+        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn load(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
+        const WHAT: &str = "loading a session";
+        let now = to_text(now)?;
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.load)
+            .bind(&key.as_bytes()[..])
+            .bind(&now);
+        let row = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?;
+        row.map(|row| decode_record(&row, WHAT)).transpose()
+    }
+
+    async fn update(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<Metadata>, StoreError> {
+        match self
+            .write("saving a session", key, None, change, now)
+            .await?
+        {
+            Written::Done(meta) => Ok(Some(meta)),
+            Written::Gone | Written::Collision => Ok(None),
+        }
+    }
+
+    async fn touch(
+        &self,
+        key: &StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const WHAT: &str = "extending a session";
+        let (seen, idle_deadline) = (to_text(seen)?, to_text(idle_deadline)?);
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.touch)
+            .bind(&key.as_bytes()[..])
+            .bind(&seen)
+            .bind(&idle_deadline);
+        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        Ok(
+            match self
+                .write("rotating a session ID", old, Some(new), change, now)
+                .await?
+            {
+                Written::Done(meta) => Rotated::Done(meta),
+                Written::Gone => Rotated::Gone,
+                Written::Collision => Rotated::Collision,
+            },
+        )
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
+        const WHAT: &str = "deleting a session";
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+        timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+        Ok(())
+    }
+
+    async fn list_by_user(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionInfo>, StoreError> {
+        const WHAT: &str = "listing a user's sessions";
+        let now = to_text(now)?;
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.list_by_user)
+            .bind(user)
+            .bind(&now);
+        let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
+        rows.iter()
+            .map(|row| {
+                let key: Vec<u8> = row.try_get("key").map_err(|e| from_sqlx(WHAT, e))?;
+                Ok(SessionInfo::new(decode_key(&key)?, decode_meta(row, WHAT)?))
+            })
+            .collect()
+    }
+
+    async fn delete_by_user(
+        &self,
+        user: &str,
+        except: Option<&StorageKey>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        const WHAT: &str = "deleting a user's sessions";
+        let now = to_text(now)?;
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_by_user)
+            .bind(user)
+            .bind(except.map(|k| &k.as_bytes()[..]))
+            .bind(&now);
+        let deleted = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
+        Ok(deleted.into_iter().filter(|live| *live).count() as u64)
+    }
+
+    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
+        const WHAT: &str = "deleting expired sessions";
+        let now = to_text(now)?;
+        let deadline = self.deadline();
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.delete_expired)
+            .bind(&now)
+            .bind(i64::try_from(batch).unwrap_or(i64::MAX));
+        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,115 @@
+//! A small axum app over any store, served on loopback, and the client side of it.
+
+use std::net::SocketAddr;
+
+use axum::extract::Path;
+use axum::routing::{get, post};
+use axum::Router;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::StatusCode;
+use session_layer::{Session, SessionError, SessionLayer, SessionStore};
+
+/// `GET /get/{key}` reads a value ("none" if absent); `POST /set/{key}/{value}` writes one
+/// without reading; `POST /login/{user}` rotates the ID and sets the owner; `POST /logout`
+/// destroys the session; `POST /slow/{key}/{value}` reads, waits 300 ms, then writes.
+pub(crate) fn router(store: impl SessionStore) -> Router {
+    let layer = SessionLayer::builder(store)
+        .with_plain_http_for_development()
+        .build()
+        .expect("a valid layer");
+    Router::new()
+        .route("/get/{key}", get(read))
+        .route("/set/{key}/{value}", post(write))
+        .route("/login/{user}", post(login))
+        .route("/logout", post(logout))
+        .route("/slow/{key}/{value}", post(slow_write))
+        .layer(layer)
+}
+
+async fn read(session: Session, Path(key): Path<String>) -> Result<String, SessionError> {
+    let value: Option<serde_json::Value> = session.get(&key).await?;
+    Ok(value.map_or_else(|| "none".to_owned(), |v| v.to_string()))
+}
+
+async fn write(
+    session: Session,
+    Path((key, value)): Path<(String, String)>,
+) -> Result<&'static str, SessionError> {
+    session.insert(&key, value).await?;
+    Ok("ok")
+}
+
+async fn login(session: Session, Path(user): Path<String>) -> Result<&'static str, SessionError> {
+    session.rotate().await;
+    session.set_user(Some(user)).await;
+    session.insert("signed_in", true).await?;
+    Ok("ok")
+}
+
+/// Reads the session, waits, then writes: a request still running when another logs out.
+async fn slow_write(
+    session: Session,
+    Path((key, value)): Path<(String, String)>,
+) -> Result<&'static str, SessionError> {
+    let _: Option<serde_json::Value> = session.get(&key).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    session.insert(&key, value).await?;
+    Ok("ok")
+}
+
+async fn logout(session: Session) -> &'static str {
+    session.destroy().await;
+    "bye"
+}
+
+/// Serves `router` on 127.0.0.1 on a free port until the test's runtime ends.
+pub(crate) async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serve");
+    });
+    addr
+}
+
+/// What a test needs from one response.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    /// The session cookie's new value, if the response set one (empty for a removal).
+    pub(crate) cookie: Option<String>,
+    pub(crate) body: String,
+}
+
+/// Sends one request, with the session cookie `cookie` if given.
+pub(crate) async fn call(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    cookie: Option<&str>,
+) -> Reply {
+    let mut request = client.request(method, format!("http://{addr}{path}"));
+    if let Some(value) = cookie {
+        request = request.header(COOKIE, format!("session={value}"));
+    }
+    let response = request.send().await.expect("the app answers");
+    let status = response.status();
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("session="))
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .collect();
+    assert!(cookies.len() <= 1, "more than one session Set-Cookie");
+    let body = response.text().await.expect("a body");
+    Reply {
+        status,
+        cookie: cookies.into_iter().next(),
+        body,
+    }
+}
