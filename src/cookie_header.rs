@@ -31,28 +31,33 @@ pub(crate) fn find<'a>(
     let mut found = Found::default();
     let mut pairs = 0;
     for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|b| *b == b';') {
+        let bytes = header.as_bytes();
+        let mut start = 0;
+        // `memchr` finds each `;` with SIMD; only a pair that starts with the name is looked
+        // at more closely (names are tokens, so they hold no `=`).
+        loop {
+            let end = memchr::memchr(b';', &bytes[start..]).map_or(bytes.len(), |i| start + i);
             pairs += 1;
             if pairs > MAX_PAIRS {
                 return found;
             }
-            let pair = trim_ows(pair);
-            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
-                continue;
-            };
-            if &pair[..eq] != name {
-                continue;
+            let pair = trim_ows(&bytes[start..end]);
+            if pair.len() > name.len() && pair[name.len()] == b'=' && pair.starts_with(name) {
+                found.present = true;
+                let mut value = &pair[name.len() + 1..];
+                // RFC 6265 allows a value in double quotes.
+                if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+                    value = &value[1..value.len() - 1];
+                }
+                if valid(value) {
+                    found.first_valid = Some(value);
+                    return found;
+                }
             }
-            found.present = true;
-            let mut value = &pair[eq + 1..];
-            // RFC 6265 allows a value in double quotes.
-            if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-                value = &value[1..value.len() - 1];
+            if end == bytes.len() {
+                break;
             }
-            if valid(value) {
-                found.first_valid = Some(value);
-                return found;
-            }
+            start = end + 1;
         }
     }
     found

@@ -85,8 +85,7 @@ impl Impl {
             Impl::TowerSessions => ts::app(),
             Impl::PrivateJar => jar::private_app(),
             Impl::SignedJar => jar::signed_app(),
-            // TODO(client-side): build the app once the sealed-cookie mode is merged.
-            Impl::ClientSide => return None,
+            Impl::ClientSide => sl::client_side_app(),
         };
         Some(app.with_state(()))
     }
@@ -228,11 +227,20 @@ async fn plain() -> &'static str {
 /// This crate, configured with its defaults (secure cookie, `__Host-` name).
 mod sl {
     use super::*;
-    use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+    use session_layer::{KeyRing, MemoryStore, Session, SessionError, SessionLayer};
 
     pub(super) fn app() -> Router {
         // Capacity only bounds the store; raised so the login rows' leftovers never fill it.
         let store = MemoryStore::default().with_capacity(50_000_000);
+        routes().layer(SessionLayer::new(store))
+    }
+
+    /// The same handlers with the session sealed in the cookie (AES-256-GCM, the default).
+    pub(super) fn client_side_app() -> Router {
+        routes().layer(SessionLayer::client_side(KeyRing::generate()))
+    }
+
+    fn routes() -> Router {
         Router::new()
             .route("/", get(plain))
             .route("/setup", get(setup))
@@ -242,7 +250,6 @@ mod sl {
             .route("/write", get(write))
             .route("/login", get(login))
             .route("/logout", get(logout))
-            .layer(SessionLayer::new(store))
     }
 
     async fn setup(s: Session) -> Result<&'static str, SessionError> {

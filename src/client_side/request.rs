@@ -102,6 +102,30 @@ pub(crate) async fn check_insert(
     let Some(sealing) = &inner.shared.client_side else {
         return Ok(());
     };
+    // A cheap bound first: what the request's cookie held (or a new session's metadata),
+    // plus the largest JSON spelling of every value this request sets. Only when that does
+    // not fit is the record serialized to count exactly.
+    let bound = {
+        let state = session.state();
+        let stored = match &inner.sealed {
+            Some(incoming) if !state.destroyed && !state.change.clear => incoming.value.len(),
+            _ => FRESH_PAYLOAD_BOUND,
+        };
+        let user = match &state.change.user {
+            Some(Some(user)) => json_str_bound(user) + 8,
+            _ => 0,
+        };
+        let pending: usize = state
+            .change
+            .set
+            .iter()
+            .map(|(k, v)| json_str_bound(k) + json_bound(v) + 2)
+            .sum();
+        stored + user + pending + json_str_bound(key) + json_bound(value) + 2
+    };
+    if sealing.sealer.cookie_len_for_json(bound) <= MAX_COOKIE_BYTES {
+        return Ok(());
+    }
     let loaded = inner
         .loaded
         .get_or_try_init(|| load(inner, sealing))
@@ -121,6 +145,34 @@ pub(crate) async fn check_insert(
         return Err(SessionError::CookieTooLarge { bytes });
     }
     Ok(())
+}
+
+/// More than the JSON payload of a session with no data and no user takes (format, nonce,
+/// four times and the persistence flag).
+const FRESH_PAYLOAD_BOUND: usize = 160;
+
+/// At least as many bytes as `value` takes as JSON: numbers at their longest (24), every
+/// byte of a string that JSON may escape at its longest escape (6).
+fn json_bound(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => json_str_bound(s),
+        Value::Array(items) => 2 + items.iter().map(|v| json_bound(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| json_str_bound(k) + json_bound(v) + 2)
+                .sum::<usize>()
+        }
+    }
+}
+
+fn json_str_bound(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| if b < 0x20 || b == b'"' || b == b'\\' { 6 } else { 1 })
+        .sum::<usize>()
 }
 
 /// Decides the cookie after the handler: unchanged, a new sealed value, or a removal.

@@ -71,22 +71,45 @@ impl Mode {
                     .strip_suffix(b"==")
                     .or_else(|| value.strip_suffix(b"="))
                     .unwrap_or(value);
-                value.len().is_multiple_of(4) && body.iter().all(|b| is_base64(*b, b'+', b'/'))
+                value.len().is_multiple_of(4) && all_in(body, STANDARD_ALPHABET)
             }
             Self::Signed => {
                 let (tag, payload) = value.split_at(SIGNED_PREFIX);
                 tag.ends_with(b"=")
-                    && tag[..SIGNED_PREFIX - 1]
-                        .iter()
-                        .all(|b| is_base64(*b, b'+', b'/'))
-                    && payload.iter().all(|b| is_base64(*b, b'-', b'_'))
+                    && all_in(&tag[..SIGNED_PREFIX - 1], STANDARD_ALPHABET)
+                    && all_in(payload, URL_SAFE_ALPHABET)
             }
         }
     }
 }
 
-fn is_base64(b: u8, extra1: u8, extra2: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == extra1 || b == extra2
+/// Bit 0: in standard base64's alphabet; bit 1: in URL-safe base64's.
+const BASE64_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] = STANDARD_ALPHABET | URL_SAFE_ALPHABET;
+        }
+        b += 1;
+    }
+    table[b'+' as usize] = STANDARD_ALPHABET;
+    table[b'/' as usize] = STANDARD_ALPHABET;
+    table[b'-' as usize] = URL_SAFE_ALPHABET;
+    table[b'_' as usize] = URL_SAFE_ALPHABET;
+    table
+};
+const STANDARD_ALPHABET: u8 = 1;
+const URL_SAFE_ALPHABET: u8 = 2;
+
+/// Whether every byte is in the alphabet: one table lookup per byte, no early exit to branch
+/// on, so the check costs the same for junk and for a good value.
+fn all_in(bytes: &[u8], alphabet: u8) -> bool {
+    bytes
+        .iter()
+        .fold(alphabet, |ok, b| ok & BASE64_CLASS[usize::from(*b)])
+        == alphabet
 }
 
 /// The random nonce that makes each session's cookies distinct from every other's, even
@@ -115,13 +138,13 @@ impl Nonce {
 struct PayloadOut<'a> {
     v: u8,
     n: &'a str,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     c: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     s: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     i: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     a: OffsetDateTime,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     p: bool,
@@ -137,13 +160,13 @@ struct PayloadOut<'a> {
 struct PayloadIn {
     v: u8,
     n: String,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     c: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     s: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     i: OffsetDateTime,
-    #[serde(with = "time::serde::timestamp::milliseconds")]
+    #[serde(with = "crate::clock::millis")]
     a: OffsetDateTime,
     #[serde(default)]
     p: bool,
@@ -224,6 +247,11 @@ impl Sealer {
         )
         .expect("a JSON map of JSON values always serializes");
         self.cookie_name.len() + self.mode.sealed_len(counter.0)
+    }
+
+    /// How many bytes of name and value a cookie whose payload is `json` bytes takes.
+    pub(crate) fn cookie_len_for_json(&self, json: usize) -> usize {
+        self.cookie_name.len() + self.mode.sealed_len(json)
     }
 
     /// Seals `record` with the first key, or says how large the cookie would have been if
