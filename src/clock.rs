@@ -37,10 +37,9 @@ pub fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
         .expect("a rounded-down nanosecond is in range")
 }
 
-/// Serde for a time as whole milliseconds since the Unix epoch, as an `i64`: the same JSON
-/// number `time::serde::timestamp::milliseconds` writes, without its 128-bit arithmetic.
+/// Times as whole milliseconds since the Unix epoch, as compact formats keep them.
+#[cfg(feature = "client-side")]
 pub(crate) mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
 
     /// Milliseconds since the epoch (every time `time` represents fits an `i64` of them).
@@ -48,16 +47,9 @@ pub(crate) mod millis {
         t.unix_timestamp() * 1000 + i64::from(t.millisecond())
     }
 
-    pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(of(*t))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-        let ms = i64::deserialize(d)?;
-        let secs = ms.div_euclid(1000);
-        let rest = ms.rem_euclid(1000);
-        OffsetDateTime::from_unix_timestamp(secs)
-            .map(|t| t + time::Duration::milliseconds(rest))
-            .map_err(serde::de::Error::custom)
+    /// The time `ms` milliseconds after the epoch, if `time` can represent it.
+    pub(crate) fn from(ms: i64) -> Option<OffsetDateTime> {
+        let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
+        Some(t + time::Duration::milliseconds(ms.rem_euclid(1000)))
     }
 }

@@ -49,6 +49,8 @@ pub struct SessionLayer {
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn SessionStore>,
     pub(crate) cookie: CookieConfig,
+    /// The session cookie's `Set-Cookie` attributes, rendered once.
+    pub(crate) set_cookie: crate::set_cookie::SetCookie,
     pub(crate) expiry: ExpiryConfig,
     pub(crate) limits: Limits,
     pub(crate) clock: Arc<dyn Clock>,
@@ -252,6 +254,7 @@ impl SessionLayerBuilder {
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 backend: self.backend,
+                set_cookie: crate::set_cookie::SetCookie::new(&self.cookie),
                 cookie: self.cookie,
                 expiry: self.expiry,
                 limits: self.limits,

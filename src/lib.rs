@@ -93,6 +93,7 @@ pub mod id;
 mod layer;
 pub mod record;
 mod service;
+mod set_cookie;
 mod session;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -124,16 +124,16 @@ async fn finish<B: Default>(session: &Session, response: &mut Response<B>) {
             match out {
                 CookieOut::Keep => {}
                 CookieOut::Set(id, meta) => {
-                    let value = set_cookie(shared, id.expose(), &meta, session.inner().now);
+                    let value = set_cookie(shared, &id.expose(), &meta, session.inner().now);
                     headers.append(SET_COOKIE, value);
                 }
                 #[cfg(feature = "client-side")]
                 CookieOut::Sealed(value, meta) => {
-                    let value = set_cookie(shared, value, &meta, session.inner().now);
+                    let value = set_cookie(shared, &value, &meta, session.inner().now);
                     headers.append(SET_COOKIE, value);
                 }
                 CookieOut::Remove => {
-                    headers.append(SET_COOKIE, removal_cookie(shared));
+                    headers.append(SET_COOKIE, shared.set_cookie.removal());
                 }
             }
             mark_private(headers);
@@ -337,43 +337,13 @@ fn collision_error() -> StoreError {
     )
 }
 
-fn base_cookie(shared: &Shared, value: String) -> cookie::Cookie<'static> {
-    let c = &shared.cookie;
-    let mut builder = cookie::Cookie::build((c.name.clone(), value))
-        .path(c.path.clone())
-        .secure(c.secure)
-        .http_only(c.http_only)
-        .same_site(c.same_site);
-    if let Some(domain) = &c.domain {
-        builder = builder.domain(domain.clone());
-    }
-    builder.build()
-}
-
-fn set_cookie(
-    shared: &Shared,
-    value: String,
-    meta: &Metadata,
-    now: time::OffsetDateTime,
-) -> HeaderValue {
-    let mut cookie = base_cookie(shared, value);
-    if meta.persistent {
+fn set_cookie(shared: &Shared, value: &str, meta: &Metadata, now: time::OffsetDateTime) -> HeaderValue {
+    let max_age = meta.persistent.then(|| {
         let remaining = (meta.expires() - now).max(time::Duration::ZERO);
         let cap = time::Duration::try_from(MAX_COOKIE_AGE).unwrap_or(time::Duration::MAX);
-        cookie.set_max_age(remaining.min(cap));
-    }
-    header_value(&cookie)
-}
-
-fn removal_cookie(shared: &Shared) -> HeaderValue {
-    let mut cookie = base_cookie(shared, String::new());
-    cookie.make_removal();
-    header_value(&cookie)
-}
-
-fn header_value(cookie: &cookie::Cookie<'_>) -> HeaderValue {
-    HeaderValue::try_from(cookie.to_string())
-        .expect("names and attributes are checked at build time and values are base64")
+        remaining.min(cap)
+    });
+    shared.set_cookie.set(value, max_age)
 }
 
 /// Keeps shared caches from storing a response that depends on the session.

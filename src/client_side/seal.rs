@@ -1,7 +1,15 @@
 //! Sealing a session record into a cookie value and opening it again.
 //!
-//! The record becomes a small JSON payload (data only, never code) that carries its own
-//! format version, a random session nonce, the deadlines and the persistence flag. The
+//! The record becomes a small text payload that carries its own format version, a random
+//! session nonce, the times and the persistence flag as plain fields, then the owner and the
+//! data as JSON (data only, never code):
+//!
+//! ```text
+//! 2.<nonce>.<created>.<last seen>.<idle deadline>.<absolute deadline>.<0|1>.[<user|null>,{<data>}]
+//! ```
+//!
+//! Times are milliseconds since the Unix epoch. Fixed fields before the JSON keep the
+//! payload short and cheap to read on every request. The
 //! `cookie` crate seals it: its private jar (AES-256-GCM, with the cookie name as associated
 //! data) by default, or its signed jar (HMAC-SHA256) in signed-only mode, where the payload
 //! is base64url so the value stays a legal cookie value. Keys come from the [`KeyRing`],
@@ -9,20 +17,17 @@
 //!
 //! [`KeyRing`]: super::KeyRing
 
-use std::io;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cookie::{Cookie, CookieJar, Key};
 use rand::TryRngCore as _;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 
+use crate::clock::millis;
 use crate::record::{Metadata, Record};
 
 /// The format of the sealed payload. A cookie of any other version is rejected.
-const FORMAT: u8 = 1;
+const FORMAT_TEXT: &str = "2";
 /// Browsers keep a cookie only while its name and value together fit in this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
 /// Random bytes of the session nonce: new at creation and at every rotation.
@@ -132,65 +137,52 @@ impl Nonce {
     }
 }
 
-/// The sealed payload, as written: short field names, since every byte counts against the
-/// cookie budget.
-#[derive(Serialize)]
-struct PayloadOut<'a> {
-    v: u8,
-    n: &'a str,
-    #[serde(with = "crate::clock::millis")]
-    c: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    s: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    i: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    a: OffsetDateTime,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    p: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    u: Option<&'a str>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    d: &'a Map<String, Value>,
-}
-
-/// The sealed payload, as read back.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PayloadIn {
-    v: u8,
-    n: String,
-    #[serde(with = "crate::clock::millis")]
-    c: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    s: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    i: OffsetDateTime,
-    #[serde(with = "crate::clock::millis")]
-    a: OffsetDateTime,
-    #[serde(default)]
-    p: bool,
-    #[serde(default)]
-    u: Option<String>,
-    #[serde(default)]
-    d: Map<String, Value>,
-}
-
-impl<'a> PayloadOut<'a> {
-    fn new(record: &'a Record, nonce: &'a Nonce) -> Self {
-        let m = &record.meta;
-        Self {
-            v: FORMAT,
-            n: &nonce.0,
-            c: m.created,
-            s: m.last_seen,
-            i: m.idle_deadline,
-            a: m.absolute_deadline,
-            p: m.persistent,
-            u: m.user.as_deref(),
-            d: record.data(),
-        }
+/// Writes the payload of `record` (see the module docs for the format).
+fn write_payload(record: &Record, nonce: &Nonce) -> String {
+    let m = &record.meta;
+    let mut out = Vec::with_capacity(128 + nonce.0.len());
+    out.extend_from_slice(FORMAT_TEXT.as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(nonce.0.as_bytes());
+    let mut number = itoa::Buffer::new();
+    for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
+        out.push(b'.');
+        out.extend_from_slice(number.format(millis::of(t)).as_bytes());
     }
+    out.extend_from_slice(if m.persistent { b".1." } else { b".0." });
+    serde_json::to_writer(&mut out, &(m.user.as_deref(), record.data()))
+        .expect("a JSON map of JSON values always serializes");
+    String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
+}
+
+/// Reads a payload `write_payload` wrote; `None` for anything else.
+fn read_payload(text: &str) -> Option<(Record, Nonce)> {
+    let mut fields = text.splitn(8, '.');
+    if fields.next()? != FORMAT_TEXT {
+        return None;
+    }
+    let nonce = fields.next()?;
+    let mut time = || {
+        let ms: i64 = fields.next()?.parse().ok()?;
+        millis::from(ms)
+    };
+    let (created, last_seen, idle_deadline, absolute_deadline) = (time()?, time()?, time()?, time()?);
+    let persistent = match fields.next()? {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    let (user, data): (Option<String>, Map<String, Value>) =
+        serde_json::from_str(fields.next()?).ok()?;
+    let meta = Metadata {
+        created,
+        last_seen,
+        idle_deadline,
+        absolute_deadline,
+        persistent,
+        user,
+    };
+    Some((Record::from_parts(data, meta), Nonce(nonce.to_owned())))
 }
 
 /// A record as a cookie opened it.
@@ -240,13 +232,8 @@ impl Sealer {
 
     /// How many bytes of name and value the cookie for `record` will take.
     pub(crate) fn cookie_len(&self, record: &Record) -> usize {
-        let mut counter = Counter(0);
-        serde_json::to_writer(
-            &mut counter,
-            &PayloadOut::new(record, &Nonce::placeholder()),
-        )
-        .expect("a JSON map of JSON values always serializes");
-        self.cookie_name.len() + self.mode.sealed_len(counter.0)
+        let json = write_payload(record, &Nonce::placeholder()).len();
+        self.cookie_name.len() + self.mode.sealed_len(json)
     }
 
     /// How many bytes of name and value a cookie whose payload is `json` bytes takes.
@@ -257,9 +244,7 @@ impl Sealer {
     /// Seals `record` with the first key, or says how large the cookie would have been if
     /// it does not fit the browser budget.
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
-        let json = serde_json::to_string(&PayloadOut::new(record, nonce))
-            .expect("a JSON map of JSON values always serializes");
-        let value = self.seal_text(json);
+        let value = self.seal_text(write_payload(record, nonce));
         let len = self.cookie_name.len() + value.len();
         if len > MAX_COOKIE_BYTES {
             return Err(len);
@@ -294,37 +279,27 @@ impl Sealer {
             .iter()
             .enumerate()
             .find_map(|(i, key)| self.open_with(key, value).map(|p| (p, i)))?;
-        let payload: PayloadIn = serde_json::from_slice(&plaintext).ok()?;
-        if payload.v != FORMAT {
-            return None;
-        }
-        let meta = Metadata {
-            created: payload.c,
-            last_seen: payload.s,
-            idle_deadline: payload.i,
-            absolute_deadline: payload.a,
-            persistent: payload.p,
-            user: payload.u,
-        };
+        let (record, nonce) = read_payload(&plaintext)?;
         Some(Opened {
-            record: Record::from_parts(payload.d, meta),
-            nonce: Nonce(payload.n),
+            record,
+            nonce,
             old_key: index > 0,
         })
     }
 
-    fn open_with(&self, key: &Key, value: &str) -> Option<Vec<u8>> {
+    fn open_with(&self, key: &Key, value: &str) -> Option<String> {
         let jar = CookieJar::new();
         let cookie = Cookie::new(self.cookie_name.clone(), value.to_owned());
         match self.mode {
             Mode::Private => jar
                 .private(key)
                 .decrypt(cookie)
-                .map(|c| c.value().as_bytes().to_vec()),
+                .map(|c| c.value().to_owned()),
             Mode::Signed => jar
                 .signed(key)
                 .verify(cookie)
-                .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok()),
+                .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok())
+                .and_then(|bytes| String::from_utf8(bytes).ok()),
         }
     }
 
@@ -332,19 +307,5 @@ impl Sealer {
     /// target, to reach the payload parser behind the cryptography.
     pub(crate) fn seal_raw(&self, plaintext: &str) -> String {
         self.seal_text(plaintext.to_owned())
-    }
-}
-
-/// Counts the bytes of JSON a payload takes without keeping them.
-struct Counter(usize);
-
-impl io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

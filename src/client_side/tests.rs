@@ -162,19 +162,33 @@ fn a_value_sealed_for_another_purpose_name_or_mode_does_not_open() {
 fn payloads_of_another_version_or_shape_are_rejected() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        let good = r#"{"v":1,"n":"AAAAAAAAAAAAAAAAAAAAAA","c":1,"s":1,"i":9999999999999,"a":9999999999999}"#;
+        let good = r#"2.AAAAAAAAAAAAAAAAAAAAAA.1.1.9999999999999.9999999999999.0.[null,{}]"#;
         assert!(
             s.open(&s.seal_raw(good)).is_some(),
             "{mode:?}: the control payload"
         );
         for bad in [
-            good.replace(r#""v":1"#, r#""v":2"#),
-            good.replace(r#""v":1"#, r#""v":0"#),
-            good.replace(r#","a":9999999999999"#, ""),
-            good.replace('}', r#","x":1}"#),
-            good.replace(r#""c":1"#, r#""c":"1""#),
-            good.replace(r#""c":1"#, r#""c":99999999999999999999"#),
-            good.replace('}', r#","d":[1]}"#),
+            good.replacen("2.", "1.", 1),
+            good.replacen("2.", "3.", 1),
+            good.replacen("2.", "", 1),
+            // A field missing, added, or not a number.
+            good.replace(".9999999999999.0.", ".0."),
+            good.replace(".0.[", ".0.0.["),
+            good.replacen(".1.1.", ".x.1.", 1),
+            good.replacen(".1.1.", ".1.1.1.", 1),
+            // A time no date can hold.
+            good.replacen(".1.1.", ".99999999999999999.1.", 1),
+            good.replacen(".1.1.", ".99999999999999999999.1.", 1),
+            good.replace(".0.[", ".2.["),
+            // The JSON part: not a pair of owner and object.
+            good.replace("[null,{}]", "[null,[1]]"),
+            good.replace("[null,{}]", "[1,{}]"),
+            good.replace("[null,{}]", "[null,{},1]"),
+            good.replace("[null,{}]", "{}"),
+            good.replace("[null,{}]", ""),
+            // The legacy JSON format of version 1.
+            r#"{"v":1,"n":"AAAAAAAAAAAAAAAAAAAAAA","c":1,"s":1,"i":9999999999999,"a":9999999999999}"#
+                .into(),
             "null".into(),
             "{".into(),
             String::new(),
@@ -234,7 +248,7 @@ fn the_fuzz_entry_point_survives_junk() {
         fuzz_unseal(&bytes);
         fuzz_unseal(STANDARD.encode(&bytes).as_bytes());
     }
-    fuzz_unseal(br#"{"v":1,"n":"","c":-99999999999999999,"s":0,"i":0,"a":0,"d":{"a":[[[[]]]]}}"#);
+    fuzz_unseal(br#"2..-99999999999999999.0.0.0.0.[null,{"a":[[[[]]]]}]"#);
 }
 
 /// Records every event as `level target fields`.
@@ -322,7 +336,7 @@ async fn bad_values(mode: Mode) -> Vec<(&'static str, String)> {
         ),
         (
             "wrong version",
-            s.seal_raw(r#"{"v":2,"n":"","c":1,"s":1,"i":1,"a":1}"#),
+            s.seal_raw("1.AAAAAAAAAAAAAAAAAAAAAA.1.1.1.1.0.[null,{}]"),
         ),
         ("not a payload", s.seal_raw("hello")),
     ];
