@@ -38,7 +38,6 @@ pub fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// Times as whole milliseconds since the Unix epoch, as compact formats keep them.
-#[cfg(feature = "client-side")]
 pub(crate) mod millis {
     use time::OffsetDateTime;
 
@@ -50,6 +49,7 @@ pub(crate) mod millis {
     /// The time `ms` milliseconds after the epoch, if `time` can represent it.
     pub(crate) fn from(ms: i64) -> Option<OffsetDateTime> {
         let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
-        Some(t + time::Duration::milliseconds(ms.rem_euclid(1000)))
+        #[allow(clippy::cast_possible_truncation)] // rem_euclid(1000) is in 0..1000
+        t.replace_millisecond(ms.rem_euclid(1000) as u16).ok()
     }
 }

@@ -93,8 +93,8 @@ pub mod id;
 mod layer;
 pub mod record;
 mod service;
-mod set_cookie;
 mod session;
+mod set_cookie;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

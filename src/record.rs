@@ -212,18 +212,22 @@ impl Change {
     /// Applies the change to a record, as a store that reads, modifies and writes must.
     pub fn apply_to(&self, record: &mut Record) {
         if self.touches_data() {
-            let data = record.data_mut();
-            if self.clear {
-                data.clear();
-            }
-            for key in &self.remove {
-                data.remove(key);
-            }
-            for (key, value) in &self.set {
-                data.insert(key.clone(), value.clone());
-            }
+            self.apply_data(record.data_mut());
         }
         self.apply_meta(&mut record.meta);
+    }
+
+    /// Applies only the data part of the change: `clear`, then `remove`, then `set`.
+    pub fn apply_data(&self, data: &mut Map<String, Value>) {
+        if self.clear {
+            data.clear();
+        }
+        for key in &self.remove {
+            data.remove(key);
+        }
+        for (key, value) in &self.set {
+            data.insert(key.clone(), value.clone());
+        }
     }
 
     /// Applies only the metadata part of the change.

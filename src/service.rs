@@ -337,7 +337,12 @@ fn collision_error() -> StoreError {
     )
 }
 
-fn set_cookie(shared: &Shared, value: &str, meta: &Metadata, now: time::OffsetDateTime) -> HeaderValue {
+fn set_cookie(
+    shared: &Shared,
+    value: &str,
+    meta: &Metadata,
+    now: time::OffsetDateTime,
+) -> HeaderValue {
     let max_age = meta.persistent.then(|| {
         let remaining = (meta.expires() - now).max(time::Duration::ZERO);
         let cap = time::Duration::try_from(MAX_COOKIE_AGE).unwrap_or(time::Duration::MAX);

@@ -41,7 +41,8 @@ impl SetCookie {
     /// The header that sets the cookie to `value`, with a `Max-Age` of `max_age` if given
     /// (a persistent session), else a cookie that ends with the browser session.
     pub(crate) fn set(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
-        let mut out = String::with_capacity(self.prefix.len() + value.len() + self.suffix.len() + 32);
+        let mut out =
+            String::with_capacity(self.prefix.len() + value.len() + self.suffix.len() + 32);
         out.push_str(&self.prefix);
         out.push_str(value);
         out.push_str(&self.suffix);
@@ -49,7 +50,8 @@ impl SetCookie {
             out.push_str("; Max-Age=");
             out.push_str(itoa::Buffer::new().format(max_age.whole_seconds()));
         }
-        HeaderValue::try_from(out).expect("names and attributes are checked at build time and values are base64")
+        HeaderValue::try_from(out)
+            .expect("names and attributes are checked at build time and values are base64")
     }
 
     /// The header that removes the cookie.

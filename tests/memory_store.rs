@@ -78,14 +78,14 @@ async fn expired_records_are_swept_without_being_asked() {
         let k = SessionId::generate().storage_key();
         store.create(&k, &record(now, 1)).await.unwrap();
     }
-    // New sessions long after: every 256 creations sweep one shard, so creating enough new
-    // sessions walks every shard once.
+    // New sessions long after: every 256 creations sweep one shard, so 256 x 128 creations
+    // walk every shard (there are fewer than 128) at least once.
     let later = now + time::Duration::minutes(1);
-    for _ in 0..(256 * 64) {
+    for _ in 0..(256 * 128) {
         let k = SessionId::generate().storage_key();
         store.create(&k, &record(later, 3600)).await.unwrap();
     }
-    assert_eq!(store.len(), 256 * 64, "expired records linger");
+    assert_eq!(store.len(), 256 * 128, "expired records linger");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,7 +171,13 @@ fn json_bound(value: &Value) -> usize {
 fn json_str_bound(s: &str) -> usize {
     2 + s
         .bytes()
-        .map(|b| if b < 0x20 || b == b'"' || b == b'\\' { 6 } else { 1 })
+        .map(|b| {
+            if b < 0x20 || b == b'"' || b == b'\\' {
+                6
+            } else {
+                1
+            }
+        })
         .sum::<usize>()
 }
 

@@ -166,7 +166,8 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
         let ms: i64 = fields.next()?.parse().ok()?;
         millis::from(ms)
     };
-    let (created, last_seen, idle_deadline, absolute_deadline) = (time()?, time()?, time()?, time()?);
+    let (created, last_seen, idle_deadline, absolute_deadline) =
+        (time()?, time()?, time()?, time()?);
     let persistent = match fields.next()? {
         "0" => false,
         "1" => true,
