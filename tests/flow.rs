@@ -178,7 +178,8 @@ async fn a_write_without_a_read_keeps_the_cookie_and_the_other_keys() {
         set_cookies(&res).is_empty(),
         "a write to a browser session re-sent the cookie"
     );
-    // One read (so the size limits count what the session holds) and one write.
+    // One `write`: a store without its own (like this one) reads, checks the limits and
+    // updates; Redis does it in one round trip.
     assert_eq!(Counts::get(&app.store.counts.load), loads + 1);
     assert_eq!(app.store.counts.writes(), writes + 1);
     assert_eq!(

@@ -276,4 +276,23 @@ impl<S: crate::SessionStore> crate::SessionStore for CountingStore<S> {
         self.count();
         self.inner.delete_expired(now, batch).await
     }
+    async fn load_touching(
+        &self,
+        key: &crate::id::StorageKey,
+        now: OffsetDateTime,
+        rule: &crate::store::TouchRule,
+    ) -> Result<Option<crate::record::Record>, crate::StoreError> {
+        self.count();
+        self.inner.load_touching(key, now, rule).await
+    }
+    async fn write(
+        &self,
+        key: &crate::id::StorageKey,
+        change: &crate::record::Change,
+        rules: &crate::store::WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<crate::store::Written, crate::StoreError> {
+        self.count();
+        self.inner.write(key, change, rules, now).await
+    }
 }
