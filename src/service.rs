@@ -201,10 +201,10 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     let loaded = loaded.and_then(Option::as_ref);
     let rules = &inner.shared.rules;
     if let Some(record) = loaded {
-        if !rules
-            .limits
-            .allow(Totals::of(record.data()), Totals::after(record.data(), &change))
-        {
+        if !rules.limits.allow(
+            Totals::of(record.data()),
+            Totals::after(record.data(), &change),
+        ) {
             // Only reachable through a rotation: `insert` checks loaded sessions itself.
             return Err(too_large(Totals::after(record.data(), &change)));
         }

@@ -629,7 +629,11 @@ pub async fn values_of_every_json_shape_round_trip<S: SessionStore + ?Sized>(sto
 
 /// The touch rule of the cases below: idle 1 hour, persistent idle 10 hours, step 1 minute.
 fn rule() -> TouchRule {
-    TouchRule::new(Duration::hours(1), Duration::hours(10), Duration::minutes(1))
+    TouchRule::new(
+        Duration::hours(1),
+        Duration::hours(10),
+        Duration::minutes(1),
+    )
 }
 
 fn rules(max_bytes: usize, max_keys: usize) -> WriteRules {
@@ -677,9 +681,7 @@ pub async fn load_touching_moves_a_due_idle_deadline_only<S: SessionStore + ?Siz
 
 /// load_touching uses the record's own persistence flag and never passes the absolute
 /// deadline.
-pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + ?Sized>(
-    store: &S,
-) {
+pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
     let (t, k, p) = (now(), key(), key());
     create(store, &k, &record(t)).await;
     store
@@ -730,7 +732,11 @@ pub async fn load_touching_of_a_dead_session_is_none_and_writes_nothing<
             .expect("load_touching"),
         None
     );
-    assert_eq!(load(store, &k, t).await, None, "load_touching created a record");
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "load_touching created a record"
+    );
     let r = record(t);
     create(store, &k, &r).await;
     let late = t + Duration::hours(1) + Duration::seconds(1);
@@ -742,7 +748,11 @@ pub async fn load_touching_of_a_dead_session_is_none_and_writes_nothing<
         None,
         "an expired record was returned"
     );
-    assert_eq!(load(store, &k, late).await, None, "an expired record came back");
+    assert_eq!(
+        load(store, &k, late).await,
+        None,
+        "an expired record came back"
+    );
     // A backend may remove what it found expired, but not change it.
     let seen_earlier = load(store, &k, t).await;
     assert!(
@@ -819,7 +829,11 @@ pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore 
         write(store, &k, &set("x", json!(1)), &wide, t).await,
         Written::Gone
     );
-    assert_eq!(load(store, &k, t).await, None, "a deleted session came back");
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "a deleted session came back"
+    );
 
     let r = record(t);
     create(store, &k, &r).await;
@@ -828,7 +842,11 @@ pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore 
         write(store, &k, &set("x", json!(1)), &wide, late).await,
         Written::Gone
     );
-    assert_eq!(load(store, &k, late).await, None, "an expired record came back");
+    assert_eq!(
+        load(store, &k, late).await,
+        None,
+        "an expired record came back"
+    );
     // A backend may remove what it found expired, but not change it.
     let seen_earlier = load(store, &k, t).await;
     assert!(
