@@ -218,8 +218,7 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
             idle_deadline: now + inner.shared.expiry.idle_for(persistent),
         });
     }
-    // A persistent session whose idle deadline moved gets its cookie's `Max-Age` renewed.
-    let touched_by_load = loaded.is_some_and(|r| r.meta.persistent && r.meta.last_seen == now);
+    let touched_by_load = loaded.is_some_and(|r| renews_cookie(&r.meta, now));
     let key = id.storage_key();
 
     if rotate {
@@ -260,9 +259,7 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     };
     match meta {
         Some(meta)
-            if change.persistent.is_some()
-                || touched_by_load
-                || (meta.persistent && meta.last_seen == now) =>
+            if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
         {
             Ok(CookieOut::Set(id.clone(), meta))
         }
@@ -271,6 +268,14 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         // to a new session, never back into the old one.
         None => create_or_clear(session, &change).await,
     }
+}
+
+/// Whether a persistent session's idle deadline was moved at `now` (by this request's load
+/// or write, as the store reports it), so its cookie's `Max-Age` is renewed. A session
+/// created at `now` already got its cookie. Another request's touch in the same millisecond
+/// also counts, which only resends the same cookie.
+fn renews_cookie(meta: &Metadata, now: time::OffsetDateTime) -> bool {
+    meta.persistent && meta.last_seen == now && meta.created != now
 }
 
 /// The save error for a write that would pass the size limits. It names no key or value.
