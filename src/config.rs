@@ -59,22 +59,6 @@ impl Default for ExpiryConfig {
     }
 }
 
-/// The limits on what one session may hold.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_bytes: usize,
-    pub(crate) max_keys: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_bytes: 64 * 1024,
-            max_keys: 1024,
-        }
-    }
-}
-
 impl CookieConfig {
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &str, why: &str| Err(ConfigError(format!("{what}: {why}")));

@@ -8,10 +8,10 @@ use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    ConfigError, CookieConfig, ExpiryConfig, Limits, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME,
+    ConfigError, CookieConfig, ExpiryConfig, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME,
 };
 use crate::service::SessionService;
-use crate::store::SessionStore;
+use crate::store::{Limits, SessionStore, TouchRule, WriteRules};
 
 /// The Tower layer that gives every request a [`Session`](crate::Session).
 ///
@@ -29,7 +29,7 @@ use crate::store::SessionStore;
 /// | idle timeout | 1 hour (14 days when persistent) | an abandoned session ends |
 /// | absolute timeout | 30 days | even an active session ends |
 /// | touch step | 1 minute | activity moves the idle deadline, but writes the store at most once a step |
-/// | limits | 64 KiB of JSON, 1,024 keys | a session cannot grow without bound |
+/// | limits | 64 KiB of data, 1,024 keys | a session cannot grow without bound |
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -52,7 +52,8 @@ pub(crate) struct Shared {
     /// The session cookie's `Set-Cookie` attributes, rendered once.
     pub(crate) set_cookie: crate::set_cookie::SetCookie,
     pub(crate) expiry: ExpiryConfig,
-    pub(crate) limits: Limits,
+    /// The size limits, and the touch rule from `expiry`, for the session and the store.
+    pub(crate) rules: WriteRules,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) save_error_status: StatusCode,
     /// Set in client-side mode, where cookies carry the sessions and `backend` is unused.
@@ -68,6 +69,11 @@ impl ExpiryConfig {
             self.idle
         };
         time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+    }
+
+    pub(crate) fn touch_rule(&self) -> TouchRule {
+        let step = time::Duration::try_from(self.touch_step).unwrap_or(time::Duration::MAX);
+        TouchRule::new(self.idle_for(false), self.idle_for(true), step)
     }
 }
 
@@ -206,13 +212,16 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// The most JSON one session may hold, roughly, and the most keys. Writes past either are
-    /// a [`SessionError::TooLarge`](crate::SessionError::TooLarge). Default: 64 KiB and 1,024.
+    /// The most data one session may hold, in bytes (each key's length plus its value's
+    /// compact JSON, summed: see [`Limits`]), and the most keys. Default: 64 KiB and 1,024.
+    ///
+    /// A write past either fails: [`Session::insert`](crate::Session::insert) returns
+    /// [`SessionError::TooLarge`](crate::SessionError::TooLarge) when it can tell (the session
+    /// was read first in the request, or the request's own writes pass them); a write that
+    /// no read preceded is checked by the store at save time, and one that passes the limits
+    /// there fails the request with the save error status, writing nothing.
     pub fn with_limits(mut self, max_bytes: usize, max_keys: usize) -> Self {
-        self.limits = Limits {
-            max_bytes,
-            max_keys,
-        };
+        self.limits = Limits::new(max_bytes, max_keys);
         self
     }
 
@@ -257,7 +266,7 @@ impl SessionLayerBuilder {
                 set_cookie: crate::set_cookie::SetCookie::new(&self.cookie),
                 cookie: self.cookie,
                 expiry: self.expiry,
-                limits: self.limits,
+                rules: WriteRules::new(self.limits, self.expiry.touch_rule()),
                 clock: self.clock,
                 save_error_status: self.save_error_status,
                 #[cfg(feature = "client-side")]

@@ -24,9 +24,11 @@
 //!    value's shape. If several cookies carry the name, the first whose value is a well-formed
 //!    ID wins; values are never merged. At most 256 cookie pairs are read. A missing or
 //!    malformed cookie makes an anonymous request: no store call, no error.
-//! 2. The handler's first read loads the record, once. Writes are collected per key.
-//! 3. After the handler, the layer runs at most one store operation (create, update, touch,
-//!    rotate or delete) and only then writes `Set-Cookie`. A session nobody wrote to is
+//! 2. The handler's first read loads the record, once, moving its idle deadline in the same
+//!    store call when that is due ([`SessionStore::load_touching`]). Writes are collected
+//!    per key; a write reads nothing.
+//! 3. After the handler, the layer runs at most one store operation (create, update, a write
+//!    that no read preceded, rotate or delete) and only then writes `Set-Cookie`. A session nobody wrote to is
 //!    never stored. A save whose session ended meanwhile (a logout in another tab, expiry)
 //!    never brings it back: the request's own writes go to a new session with a new ID
 //!    instead, the one case where a request makes two store calls.

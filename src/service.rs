@@ -16,7 +16,7 @@ use crate::id::SessionId;
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record, Touch};
 use crate::session::Session;
-use crate::store::{Rotated, StoreError, StoreErrorKind};
+use crate::store::{Rotated, StoreError, StoreErrorKind, Totals, Written};
 
 /// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
 /// broken random source rather than of bad luck).
@@ -138,18 +138,31 @@ async fn finish<B: Default>(session: &Session, response: &mut Response<B>) {
             }
             mark_private(headers);
         }
+        Err(error) if error.kind() == StoreErrorKind::TooLarge => {
+            tracing::error!(
+                target: "session_layer",
+                error = %error,
+                "a session size limit was passed; nothing was saved and the response is replaced by an error"
+            );
+            *response = save_failed(shared);
+        }
         Err(error) => {
             tracing::error!(
                 target: "session_layer",
                 error = %error,
                 "saving the session failed; the response is replaced by an error"
             );
-            let mut failed = Response::new(B::default());
-            *failed.status_mut() = shared.save_error_status;
-            mark_private(failed.headers_mut());
-            *response = failed;
+            *response = save_failed(shared);
         }
     }
+}
+
+/// The response that replaces the handler's when the save failed.
+fn save_failed<B: Default>(shared: &Shared) -> Response<B> {
+    let mut failed = Response::new(B::default());
+    *failed.status_mut() = shared.save_error_status;
+    mark_private(failed.headers_mut());
+    failed
 }
 
 async fn save(session: &Session) -> Result<CookieOut, StoreError> {
@@ -175,27 +188,37 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     let Some(id) = &inner.cookie_id else {
         return create_or_clear(session, &change).await;
     };
+    if rotate && inner.loaded.get().is_none() && change.touches_data() {
+        // A rotation checks no limits by itself: read what the session holds first, so
+        // the writes of a request that did not read are checked as the store would.
+        session.loaded_record().await?;
+    }
     let loaded = inner.loaded.get();
     if let Some(None) = loaded {
         // Loaded and found nothing: unknown or expired. Never adopt the client's ID.
         return create_or_clear(session, &change).await;
     }
     let loaded = loaded.and_then(Option::as_ref);
-
-    let expiry = &inner.shared.expiry;
-    match (loaded, change.persistent) {
-        (Some(record), _) => change.touch = due_touch(session, change.persistent, &record.meta),
-        // Persistence changes the idle timeout, so the deadline moves with it.
-        (None, Some(persistent)) => {
-            change.touch = Some(Touch {
-                seen: now,
-                idle_deadline: now + expiry.idle_for(persistent),
-            });
+    let rules = &inner.shared.rules;
+    if let Some(record) = loaded {
+        if !rules.limits.allow(
+            Totals::of(record.data()),
+            Totals::after(record.data(), &change),
+        ) {
+            // Only reachable through a rotation: `insert` checks loaded sessions itself.
+            return Err(too_large(Totals::after(record.data(), &change)));
         }
-        // A blind write: whether a touch is due shows in the metadata the store returns.
-        (None, None) => {}
     }
-    let blind = change.touch.is_none() && loaded.is_none();
+
+    // Persistence changes the idle timeout, so the deadline moves with it. Any other due
+    // touch was made by the load (`load_touching`) or is made by the store (`write`).
+    if let Some(persistent) = change.persistent {
+        change.touch = Some(Touch {
+            seen: now,
+            idle_deadline: now + inner.shared.expiry.idle_for(persistent),
+        });
+    }
+    let touched_by_load = loaded.is_some_and(|r| renews_cookie(&r.meta, now));
     let key = id.storage_key();
 
     if rotate {
@@ -204,7 +227,7 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
             let new_key = new_id.storage_key();
             match store.rotate(&key, &new_key, &change, now).await? {
                 Rotated::Done(mut meta) => {
-                    if blind {
+                    if loaded.is_none() && change.touch.is_none() {
                         follow_up_touch(session, &new_key, &mut meta).await?;
                     }
                     return Ok(CookieOut::Set(new_id, meta));
@@ -219,34 +242,27 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
 
     if change.is_empty() {
-        return Ok(CookieOut::Keep);
+        return Ok(match loaded {
+            Some(record) if touched_by_load => CookieOut::Set(id.clone(), record.meta.clone()),
+            _ => CookieOut::Keep,
+        });
     }
-    let mut resend = change.persistent.is_some()
-        || (change.touch.is_some() && loaded.is_some_and(|r| r.meta.persistent));
-    let meta = if !change.touches_data() && change.persistent.is_none() && change.user.is_none() {
-        let touch = change
-            .touch
-            .expect("a non-empty change without data is a touch");
-        if store.touch(&key, touch.seen, touch.idle_deadline).await? {
-            loaded.map(|r| {
-                let mut meta = r.meta.clone();
-                change.apply_meta(&mut meta);
-                meta
-            })
-        } else {
-            None
-        }
-    } else {
-        match store.update(&key, &change, now).await? {
-            Some(mut meta) if blind => {
-                resend |= follow_up_touch(session, &key, &mut meta).await? && meta.persistent;
-                Some(meta)
-            }
-            other => other,
-        }
+    let meta = match loaded {
+        Some(_) => store.update(&key, &change, now).await?,
+        // A write without a read: one call checks the limits, applies the change and
+        // makes the touch if it is due.
+        None => match store.write(&key, &change, rules, now).await? {
+            Written::Done(meta) => Some(meta),
+            Written::TooLarge(totals) => return Err(too_large(totals)),
+            _ => None,
+        },
     };
     match meta {
-        Some(meta) if resend => Ok(CookieOut::Set(id.clone(), meta)),
+        Some(meta)
+            if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
+        {
+            Ok(CookieOut::Set(id.clone(), meta))
+        }
         Some(_) => Ok(CookieOut::Keep),
         // The session ended while this request ran (logout elsewhere, expiry): its writes go
         // to a new session, never back into the old one.
@@ -254,37 +270,46 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
 }
 
-/// The touch a request's activity calls for, if the idle deadline would move by more than the
-/// touch step or persistence changes.
-fn due_touch(session: &Session, persistent: Option<bool>, meta: &Metadata) -> Option<Touch> {
-    let inner = session.inner();
-    let expiry = &inner.shared.expiry;
-    let step = time::Duration::try_from(expiry.touch_step).unwrap_or(time::Duration::MAX);
-    let idle_for = expiry.idle_for(persistent.unwrap_or(meta.persistent));
-    let idle_deadline = (inner.now + idle_for).min(meta.absolute_deadline);
-    (persistent.is_some() || idle_deadline - meta.idle_deadline > step).then_some(Touch {
-        seen: inner.now,
-        idle_deadline,
-    })
+/// Whether a persistent session's idle deadline was moved at `now` (by this request's load
+/// or write, as the store reports it), so its cookie's `Max-Age` is renewed. A session
+/// created at `now` already got its cookie. Another request's touch in the same millisecond
+/// also counts, which only resends the same cookie.
+fn renews_cookie(meta: &Metadata, now: time::OffsetDateTime) -> bool {
+    meta.persistent && meta.last_seen == now && meta.created != now
 }
 
-/// After a blind write, moves the idle deadline if the returned metadata shows it is due: a
-/// second store call, at most once per touch step. Returns whether it touched.
+/// The save error for a write that would pass the size limits. It names no key or value.
+fn too_large(totals: Totals) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::TooLarge,
+        format!(
+            "a session size limit was passed: the write would make the session {} keys and {} bytes of data; nothing was saved (read the session before writing to get SessionError::TooLarge from insert, or raise the limits)",
+            totals.keys, totals.bytes
+        ),
+    )
+}
+
+/// After a blind rotation, moves the idle deadline if the returned metadata shows it is due:
+/// a second store call, at most once per touch step.
 async fn follow_up_touch(
     session: &Session,
     key: &crate::id::StorageKey,
     meta: &mut Metadata,
-) -> Result<bool, StoreError> {
-    let Some(touch) = due_touch(session, None, meta) else {
-        return Ok(false);
+) -> Result<(), StoreError> {
+    let inner = session.inner();
+    let Some(touch) = inner.shared.rules.touch.due(meta, inner.now) else {
+        return Ok(());
     };
-    let store = &session.inner().shared.backend;
-    if !store.touch(key, touch.seen, touch.idle_deadline).await? {
-        return Ok(false);
+    if inner
+        .shared
+        .backend
+        .touch(key, touch.seen, touch.idle_deadline)
+        .await?
+    {
+        meta.last_seen = touch.seen;
+        meta.idle_deadline = touch.idle_deadline;
     }
-    meta.last_seen = touch.seen;
-    meta.idle_deadline = touch.idle_deadline;
-    Ok(true)
+    Ok(())
 }
 
 /// The record a new session holding `change` starts with, or `None` when the request wrote

@@ -13,7 +13,7 @@ use crate::error::SessionError;
 use crate::id::{SessionHandle, SessionId};
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record};
-use crate::store::SessionInfo;
+use crate::store::{entry_bytes, SessionInfo, Totals};
 
 /// The session of one request: typed values by key, plus ID rotation, logout, "remember me"
 /// and the owner used for per-user listing and revocation.
@@ -68,7 +68,8 @@ pub(crate) struct State {
     /// A new ID is to replace the current one.
     pub(crate) rotate: bool,
     pub(crate) change: Change,
-    /// Size of the values this request set, roughly as JSON.
+    /// Size of the values this request set, as [`entry_bytes`] counts them (a key set twice
+    /// counts twice: this only needs to be an upper bound of what they add).
     pub(crate) pending_bytes: usize,
 }
 
@@ -150,6 +151,11 @@ impl Session {
 
     /// The stored record, read at most once per request. `None` for a new session.
     async fn record(&self) -> Result<Option<&Record>, SessionError> {
+        Ok(self.loaded_record().await?)
+    }
+
+    /// As [`record`](Self::record), with the store's error as it is.
+    pub(crate) async fn loaded_record(&self) -> Result<Option<&Record>, crate::StoreError> {
         let inner = &*self.inner;
         let loaded = inner
             .loaded
@@ -159,10 +165,11 @@ impl Session {
                     return crate::client_side::load(inner, sealing).await;
                 }
                 let id = inner.cookie_id.as_ref().expect("set when not preloaded");
+                // The read's touch, if due, happens here, in the same store call.
                 inner
                     .shared
                     .backend
-                    .load(&id.storage_key(), inner.now)
+                    .load_touching(&id.storage_key(), inner.now, &inner.shared.rules.touch)
                     .await
             })
             .await?;
@@ -207,15 +214,25 @@ impl Session {
 
     /// Sets `key` to `value`. The layer saves the write after the handler returns, as a
     /// change to this one key, so concurrent requests that write other keys keep their
-    /// writes too. The stored session is read first (once per request, like
-    /// [`get`](Self::get)), so the size limits count what it already holds: otherwise many
-    /// requests that each write one new key could grow it without bound.
+    /// writes too.
+    ///
+    /// It reads nothing from the store. The size limits (see
+    /// [`with_limits`](crate::SessionLayerBuilder::with_limits)) are checked here against what
+    /// is known: this value, the request's other writes and, if the handler read the session
+    /// first, what it holds. If nothing was read, the store checks the whole session when it
+    /// saves the write, in the same atomic step; a write that would pass the limits there is
+    /// not saved (nothing of the request is), the response becomes the layer's save error
+    /// (`500` unless [configured](crate::SessionLayerBuilder::with_save_error_status)), and an
+    /// error is logged saying a session size limit was passed. Read the session first (any
+    /// [`get`](Self::get)) to get [`SessionError::TooLarge`] here instead, while the handler
+    /// can still react.
     ///
     /// # Errors
     ///
     /// [`SessionError::Serde`] if `value` cannot become JSON, [`SessionError::TooLarge`] if
-    /// the session would pass the layer's size limits, and in client-side mode
-    /// [`SessionError::CookieTooLarge`] if its cookie would pass what browsers keep.
+    /// the session would pass the layer's size limits as far as is known (above), and in
+    /// client-side mode [`SessionError::CookieTooLarge`] if its cookie would pass what
+    /// browsers keep.
     ///
     /// ```
     /// # session_layer::doctest(|session| async move {
@@ -226,27 +243,27 @@ impl Session {
         let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
         #[cfg(feature = "client-side")]
         crate::client_side::check_insert(self, key, &value).await?;
-        let limits = self.inner.shared.limits;
-        let size = key.len() + approx_json_len(&value);
-        let starts_empty = {
-            let state = self.state();
-            state.destroyed || state.change.clear
-        };
-        // After a destroy or a clear, what was stored no longer counts.
-        let stored = if starts_empty {
-            None
-        } else {
-            self.record().await?
-        }
-        .map_or((0, 0), |r| (r.data().len(), approx_json_len_map(r.data())));
+        let limits = self.inner.shared.rules.limits;
+        let size = entry_bytes(key, &value);
         let mut state = self.state();
         state.accessed = true;
-        let keys = stored.0 + state.change.set.len() + 1;
-        let bytes = stored.1 + state.pending_bytes + size;
+        // After a destroy or a clear, what was stored no longer counts; if it was not read,
+        // the store counts it when it saves.
+        let stored = if state.destroyed || state.change.clear {
+            Totals::default()
+        } else {
+            self.inner
+                .loaded
+                .get()
+                .and_then(Option::as_ref)
+                .map_or_else(Totals::default, |r| Totals::of(r.data()))
+        };
+        let keys = stored.keys + state.change.set.len() + 1;
+        let bytes = stored.bytes + state.pending_bytes + size;
         if bytes > limits.max_bytes {
             return Err(SessionError::TooLarge {
                 detail: format!(
-                    "about {bytes} bytes of JSON, over the limit of {}",
+                    "at least {bytes} bytes of data, over the limit of {}",
                     limits.max_bytes
                 ),
             });
@@ -509,21 +526,4 @@ impl Session {
 
 fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
     T::deserialize(value).map_err(|e| SessionError::serde(key, e))
-}
-
-/// About how many bytes `value` takes as JSON, without serializing it.
-pub(crate) fn approx_json_len(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 20,
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|v| approx_json_len(v) + 1).sum::<usize>(),
-        Value::Object(map) => 2 + approx_json_len_map(map),
-    }
-}
-
-fn approx_json_len_map(map: &serde_json::Map<String, Value>) -> usize {
-    map.iter()
-        .map(|(k, v)| k.len() + 4 + approx_json_len(v))
-        .sum()
 }

@@ -6,7 +6,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::{body, new_value, ok, set_cookies, Counts, TestApp};
-use session_layer::{MemoryStore, SameSite, SessionLayer};
+use session_layer::{MemoryStore, SameSite, SessionLayer, SessionStore as _};
 
 // ---- Cookie header and IDs -------------------------------------------------------------
 
@@ -178,7 +178,8 @@ async fn a_write_without_a_read_keeps_the_cookie_and_the_other_keys() {
         set_cookies(&res).is_empty(),
         "a write to a browser session re-sent the cookie"
     );
-    // One read (so the size limits count what the session holds) and one write.
+    // One `write`: a store without its own (like this one) reads, checks the limits and
+    // updates; Redis does it in one round trip.
     assert_eq!(Counts::get(&app.store.counts.load), loads + 1);
     assert_eq!(app.store.counts.writes(), writes + 1);
     assert_eq!(
@@ -761,4 +762,52 @@ async fn huge_values_and_too_many_keys_are_size_errors() {
     let res = app.send("POST", "/many/2000", None).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(app.store.inner.len() <= 1);
+}
+
+#[tokio::test]
+async fn a_blind_write_past_the_limits_fails_the_save_and_writes_nothing() {
+    let logs = session_layer::testing::logs::LogCapture::global();
+    let app = TestApp::with(|b| b.with_limits(64 * 1024, 3));
+    let id = new_value(&app.send("POST", "/set/a/1", None).await).unwrap();
+    logs.forbid("session cookie", &id);
+    ok(&app.send("POST", "/set/b/2", Some(&id)).await);
+    ok(&app.send("POST", "/set/c/3", Some(&id)).await);
+    let key = session_layer::id::SessionId::parse(id.as_bytes())
+        .unwrap()
+        .storage_key();
+    let before = app
+        .store
+        .inner
+        .load(&key, session_layer::clock::Clock::now(&app.clock))
+        .await
+        .unwrap()
+        .expect("live");
+
+    // A fourth key, written without a read and with a touch due: the store refuses it.
+    app.advance(120);
+    let res = app.send("POST", "/set/d/4", Some(&id)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookies(&res).is_empty(), "a failed save set a cookie");
+    assert_eq!(
+        app.store
+            .inner
+            .load(&key, session_layer::clock::Clock::now(&app.clock))
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&before),
+        "a write past the limits changed the session (data or deadlines)"
+    );
+    assert!(
+        logs.contains("a session size limit was passed"),
+        "the refused save was not logged as a size limit"
+    );
+    logs.assert_clean();
+
+    // Read first, and `insert` itself refuses, so the handler can react.
+    let updates = Counts::get(&app.store.counts.update);
+    let res = app.send("POST", "/incr", Some(&id)).await;
+    assert_ne!(res.status(), StatusCode::OK);
+    assert!(logs.contains("4 keys, over the limit of 3"));
+    assert_eq!(Counts::get(&app.store.counts.update), updates);
 }

@@ -9,6 +9,7 @@
 //!
 //! Commands: `all`, `inproc` (single-threaded and 2×64), `single`, `concurrent`, `http`
 //! (wrk, B2), `memory` (bytes per session), `scale` (B2 at 1,000 and 1,000,000 sessions),
+//! `redis` (round trips and cost ÷ a raw GET on a private redis-server; not part of `all`),
 //! `profile <impl> <case> <iters> [single|2x64]` (one row, for callgrind or perf). Internal: `serve`,
 //! `mem-child`, `scale-child`.
 //!
@@ -22,6 +23,7 @@ mod cputime;
 mod http_bench;
 mod inproc;
 mod memory;
+mod redis_bench;
 mod report;
 
 use std::path::PathBuf;
@@ -189,6 +191,16 @@ fn main() {
             };
             return inproc::profile(imp_arg(0), case, num_arg(2), mode);
         }
+        "redis" => {
+            println!("{}", machine());
+            let mut sink = Sink::default();
+            if let Some(table) = redis_bench::run(&opts) {
+                redis_targets(&table, &mut sink);
+                println!("{}", table.render());
+            }
+            println!("{}", sink.targets_table().render());
+            return;
+        }
         _ => {}
     }
 
@@ -239,8 +251,6 @@ fn main() {
     if scale {
         show(memory::scale(&opts, &mut sink), &mut tables);
     }
-    todo_rows(&mut sink);
-    show(todo_table(), &mut tables);
     show(sink.targets_table(), &mut tables);
 
     if let Some(dir) = opts.csv.parent() {
@@ -327,30 +337,34 @@ fn lead_targets(mode: Mode, r: &inproc::Results, sink: &mut Sink) {
     }
 }
 
-/// Targets whose code is on other branches: listed, never filled with made-up numbers.
-fn todo_rows(sink: &mut Sink) {
-    for what in [
-        "Redis: B4 (blind write) round trips = 1",
-        "Redis: read whose touch is due, round trips = 1",
-        "Redis: read-modify-write (B3) round trips = 2",
-        "Redis: read inside the touch step, 1 round trip and no write",
-        "Redis: per-request cost vs one raw GET (the floor)",
+/// The Redis targets of issue 7, from the `redis` table's round-trip column.
+fn redis_targets(table: &Table, sink: &mut Sink) {
+    let trips = |label: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| r[0] == label)
+            .and_then(|r| r[2].parse::<f64>().ok())
+    };
+    for (what, label, goal) in [
+        ("Redis: B4 (blind write) round trips", "B4", 1.0),
+        (
+            "Redis: read whose touch is due, round trips",
+            "B2 touch due",
+            1.0,
+        ),
+        ("Redis: read-modify-write (B3) round trips", "B3", 2.0),
+        ("Redis: read inside the touch step, round trips", "B2", 1.0),
     ] {
-        sink.target(what, "see issue 7", "not built yet".into(), None);
+        if let Some(n) = trips(label) {
+            sink.target(
+                what,
+                &format!("= {goal}"),
+                format!("{n:.2}"),
+                Some((n - goal).abs() < 1e-9),
+            );
+        }
     }
-}
-
-fn todo_table() -> Table {
-    let mut t = Table::new(
-        "Rows waiting for other branches",
-        &["rows", "needs", "status"],
-    );
-    t.row(vec![
-        "Redis: round trips per case (INFO commandstats), per-request cost vs a raw GET".into(),
-        "the session-layer-redis crate".into(),
-        "not built yet".into(),
-    ]);
-    t
 }
 
 /// The machine and versions, printed above the tables.

@@ -15,6 +15,8 @@
 //! | [`delete`](SessionStore::delete) | remove; deleting what is absent is not an error |
 //! | [`list_by_user`](SessionStore::list_by_user), [`delete_by_user`](SessionStore::delete_by_user) | a user's live sessions (metadata only), and deleting all of them or all but one |
 //! | [`delete_expired`](SessionStore::delete_expired) | remove expired records in bounded batches, where the backend does not expire them |
+//! | [`load_touching`](SessionStore::load_touching) | `load`, and a due touch in the same step |
+//! | [`write`](SessionStore::write) | `update` for a change made without a read: size limits and a due touch in the same step |
 //!
 //! "Live" means both deadlines lie after `now`. Never upsert: a save that finds its session
 //! gone must not bring it back, or a slow request would undo a logout.
@@ -30,6 +32,7 @@
 mod cleanup;
 mod error;
 pub mod memory;
+mod rules;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ use time::OffsetDateTime;
 
 pub use self::cleanup::{spawn_cleanup, CleanupHandle};
 pub use self::error::{StoreError, StoreErrorKind};
+pub use self::rules::{entry_bytes, Limits, Totals, TouchRule, WriteRules, Written};
 use crate::id::{SessionHandle, StorageKey};
 use crate::record::{Change, Metadata, Record};
 
@@ -148,6 +152,72 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         let _ = (now, batch);
         Ok(0)
     }
+
+    /// The live record under `key` at `now`, as [`load`](Self::load) returns it, after
+    /// moving its idle deadline and `last_seen` if `rule` says a touch is
+    /// [due](TouchRule::due) (judged by the record's own persistence flag and deadlines).
+    /// The layer reads a session with this, so a read whose touch is due costs one call.
+    ///
+    /// The default runs [`load`](Self::load), then [`touch`](Self::touch) if due: two calls,
+    /// and a record that dies between them comes back untouched (it is gone at the next
+    /// request anyway). A backend that can do both in one round trip should override it.
+    async fn load_touching(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        let Some(mut record) = self.load(key, now).await? else {
+            return Ok(None);
+        };
+        if let Some(touch) = rule.due(&record.meta, now) {
+            if self.touch(key, touch.seen, touch.idle_deadline).await? {
+                record.meta.last_seen = touch.seen;
+                record.meta.idle_deadline = touch.idle_deadline;
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Applies `change`, made by a request that did not read the session, to the live
+    /// record under `key`, as [`update`](Self::update) does, with two additions in the same
+    /// step: if `change` carries no touch of its own and one is
+    /// [due](TouchRule::due) by `rules.touch` (after the change's persistence flag applies),
+    /// the idle deadline moves too; and if the data would pass `rules.limits` (counted as
+    /// [`Limits`] says, and [allowed](Limits::allow) to shrink), nothing is written and the
+    /// answer is [`Written::TooLarge`]. A record that is not live is [`Written::Gone`], and
+    /// nothing is written: never an upsert.
+    ///
+    /// The default runs [`load`](Self::load), checks the limits, then
+    /// [`update`](Self::update)s with the due touch folded in: two calls, and the limit check
+    /// is not atomic with the update, so concurrent writes of new keys can together pass the
+    /// limits by what one request writes. Backends that can check and write in one atomic
+    /// step (the Redis store does) should override it.
+    async fn write(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        let Some(record) = self.load(key, now).await? else {
+            return Ok(Written::Gone);
+        };
+        let after = Totals::after(record.data(), change);
+        if change.touches_data() && !rules.limits.allow(Totals::of(record.data()), after) {
+            return Ok(Written::TooLarge(after));
+        }
+        let mut change = change.clone();
+        if change.touch.is_none() {
+            let mut meta = record.meta.clone();
+            change.apply_meta(&mut meta);
+            change.touch = rules.touch.due(&meta, now);
+        }
+        Ok(match self.update(key, &change, now).await? {
+            Some(meta) => Written::Done(meta),
+            None => Written::Gone,
+        })
+    }
 }
 
 macro_rules! forward_store {
@@ -180,6 +250,12 @@ macro_rules! forward_store {
             }
             async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
                 (**self).delete_expired(now, batch).await
+            }
+            async fn load_touching(&self, key: &StorageKey, now: OffsetDateTime, rule: &TouchRule) -> Result<Option<Record>, StoreError> {
+                (**self).load_touching(key, now, rule).await
+            }
+            async fn write(&self, key: &StorageKey, change: &Change, rules: &WriteRules, now: OffsetDateTime) -> Result<Written, StoreError> {
+                (**self).write(key, change, rules, now).await
             }
         }
     )*};

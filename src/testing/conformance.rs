@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::to_millis;
 use crate::id::{SessionId, StorageKey};
 use crate::record::{Change, Record, Touch};
-use crate::store::{Rotated, SessionStore};
+use crate::store::{Limits, Rotated, SessionStore, Totals, TouchRule, WriteRules, Written};
 
 fn now() -> OffsetDateTime {
     to_millis(OffsetDateTime::now_utc())
@@ -627,6 +627,310 @@ pub async fn values_of_every_json_shape_round_trip<S: SessionStore + ?Sized>(sto
     assert_eq!(loaded.data().get(weird_key), Some(&value));
 }
 
+/// The touch rule of the cases below: idle 1 hour, persistent idle 10 hours, step 1 minute.
+fn rule() -> TouchRule {
+    TouchRule::new(
+        Duration::hours(1),
+        Duration::hours(10),
+        Duration::minutes(1),
+    )
+}
+
+fn rules(max_bytes: usize, max_keys: usize) -> WriteRules {
+    WriteRules::new(Limits::new(max_bytes, max_keys), rule())
+}
+
+async fn write<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &StorageKey,
+    change: &Change,
+    rules: &WriteRules,
+    now: OffsetDateTime,
+) -> Written {
+    store.write(key, change, rules, now).await.expect("write")
+}
+
+/// load_touching returns the live record; inside the touch step it writes nothing, past it
+/// it moves `last_seen` and the idle deadline (and returns them moved), data untouched.
+pub async fn load_touching_moves_a_due_idle_deadline_only<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let r = record(t);
+    create(store, &k, &r).await;
+    let soon = t + Duration::seconds(30);
+    let loaded = store
+        .load_touching(&k, soon, &rule())
+        .await
+        .expect("load_touching");
+    assert_eq!(loaded, Some(r.clone()), "a touch inside the step was made");
+    assert_eq!(load(store, &k, t).await, Some(r.clone()));
+
+    let later = t + Duration::minutes(10);
+    let loaded = store
+        .load_touching(&k, later, &rule())
+        .await
+        .expect("load_touching")
+        .expect("live");
+    assert_eq!(loaded.meta.last_seen, later, "a due touch was not made");
+    assert_eq!(loaded.meta.idle_deadline, later + Duration::hours(1));
+    assert_eq!(loaded.data(), r.data());
+    let stored = load(store, &k, later).await.expect("live");
+    assert_eq!(stored, loaded, "the touch returned is not the touch stored");
+    // Alive past the first idle deadline: the touch stuck.
+    assert!(load(store, &k, t + Duration::minutes(65)).await.is_some());
+}
+
+/// load_touching uses the record's own persistence flag and never passes the absolute
+/// deadline.
+pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k, p) = (now(), key(), key());
+    create(store, &k, &record(t)).await;
+    store
+        .load_touching(&k, t + Duration::minutes(50), &rule())
+        .await
+        .expect("load_touching")
+        .expect("live");
+    let late = t + Duration::minutes(100);
+    let loaded = store
+        .load_touching(&k, late, &rule())
+        .await
+        .expect("load_touching")
+        .expect("live");
+    assert_eq!(
+        loaded.meta.idle_deadline,
+        t + Duration::hours(2),
+        "a touch passed the absolute deadline"
+    );
+    assert_eq!(load(store, &k, late).await.expect("live").meta, loaded.meta);
+
+    let mut persistent = record(t);
+    persistent.meta.persistent = true;
+    create(store, &p, &persistent).await;
+    let soon = t + Duration::minutes(10);
+    let loaded = store
+        .load_touching(&p, soon, &rule())
+        .await
+        .expect("load_touching")
+        .expect("live");
+    assert_eq!(
+        loaded.meta.idle_deadline,
+        t + Duration::hours(2),
+        "a persistent session was touched with the browser-only idle timeout"
+    );
+}
+
+/// load_touching of a missing or expired record is `None` and writes nothing.
+pub async fn load_touching_of_a_dead_session_is_none_and_writes_nothing<
+    S: SessionStore + ?Sized,
+>(
+    store: &S,
+) {
+    let (t, k) = (now(), key());
+    assert_eq!(
+        store
+            .load_touching(&k, t, &rule())
+            .await
+            .expect("load_touching"),
+        None
+    );
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "load_touching created a record"
+    );
+    let r = record(t);
+    create(store, &k, &r).await;
+    let late = t + Duration::hours(1) + Duration::seconds(1);
+    assert_eq!(
+        store
+            .load_touching(&k, late, &rule())
+            .await
+            .expect("load_touching"),
+        None,
+        "an expired record was returned"
+    );
+    assert_eq!(
+        load(store, &k, late).await,
+        None,
+        "an expired record came back"
+    );
+    // A backend may remove what it found expired, but not change it.
+    let seen_earlier = load(store, &k, t).await;
+    assert!(
+        seen_earlier.is_none() || seen_earlier == Some(r),
+        "load_touching of an expired record wrote to it"
+    );
+}
+
+/// write applies the change like update, and the touch only when due; a change's own touch
+/// or persistence flag counts.
+pub async fn write_applies_a_change_and_a_due_touch<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let r = record(t);
+    create(store, &k, &r).await;
+    let wide = rules(64 * 1024, 1024);
+    let soon = t + Duration::seconds(30);
+    let Written::Done(meta) = write(store, &k, &set("a", json!(1)), &wide, soon).await else {
+        panic!("write of a live record did not apply");
+    };
+    assert_eq!(meta, r.meta, "a touch inside the step was made");
+    let later = t + Duration::minutes(10);
+    let mut change = set("b", json!([2]));
+    change.remove("greeting");
+    let Written::Done(meta) = write(store, &k, &change, &wide, later).await else {
+        panic!("write of a live record did not apply");
+    };
+    assert_eq!(meta.last_seen, later, "a due touch was not made");
+    assert_eq!(meta.idle_deadline, later + Duration::hours(1));
+    let stored = load(store, &k, later).await.expect("live");
+    assert_eq!(stored.meta, meta);
+    assert_eq!(stored.data().get("a"), Some(&json!(1)));
+    assert_eq!(stored.data().get("b"), Some(&json!([2])));
+    assert_eq!(stored.data().get("greeting"), None);
+
+    // Becoming persistent: the due touch uses the persistent idle timeout (capped).
+    let change = Change {
+        persistent: Some(true),
+        ..Change::default()
+    };
+    let at = t + Duration::minutes(20);
+    let Written::Done(meta) = write(store, &k, &change, &wide, at).await else {
+        panic!("write of a live record did not apply");
+    };
+    assert!(meta.persistent);
+    assert_eq!(meta.idle_deadline, t + Duration::hours(2));
+    // A change's own touch is applied as given.
+    let mut change = set("c", json!(3));
+    change.touch = Some(Touch {
+        seen: at,
+        idle_deadline: at + Duration::minutes(5),
+    });
+    let Written::Done(meta) = write(store, &k, &change, &wide, at).await else {
+        panic!("write of a live record did not apply");
+    };
+    assert_eq!(meta.idle_deadline, at + Duration::minutes(5));
+}
+
+/// write of a missing, deleted or expired record is `Gone` and writes nothing: never an
+/// upsert, never a resurrection.
+pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, k) = (now(), key());
+    let wide = rules(64 * 1024, 1024);
+    assert_eq!(
+        write(store, &k, &set("x", json!(1)), &wide, t).await,
+        Written::Gone
+    );
+    assert_eq!(load(store, &k, t).await, None, "write created a record");
+
+    create(store, &k, &record(t)).await;
+    store.delete(&k).await.expect("delete");
+    assert_eq!(
+        write(store, &k, &set("x", json!(1)), &wide, t).await,
+        Written::Gone
+    );
+    assert_eq!(
+        load(store, &k, t).await,
+        None,
+        "a deleted session came back"
+    );
+
+    let r = record(t);
+    create(store, &k, &r).await;
+    let late = t + Duration::hours(1) + Duration::seconds(1);
+    assert_eq!(
+        write(store, &k, &set("x", json!(1)), &wide, late).await,
+        Written::Gone
+    );
+    assert_eq!(
+        load(store, &k, late).await,
+        None,
+        "an expired record came back"
+    );
+    // A backend may remove what it found expired, but not change it.
+    let seen_earlier = load(store, &k, t).await;
+    assert!(
+        seen_earlier.is_none() || seen_earlier == Some(r),
+        "a write to an expired record changed it"
+    );
+}
+
+/// write refuses, writing nothing (not even the touch), a change that would pass the
+/// limits, counted exactly as [`Limits`] says; one that stays within them, or shrinks a
+/// session already past them, applies.
+pub async fn write_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let r = record(t);
+    create(store, &k, &r).await;
+    let mut change = set("a", json!("x".repeat(20)));
+    change.set("b", json!({"n": [1, 2]}));
+    let exact = Totals::after(r.data(), &change);
+    assert_eq!(exact.keys, 3);
+    let due = t + Duration::minutes(10);
+    // One byte short, then one key short: refused, with the totals it would have had.
+    for limits in [rules(exact.bytes - 1, 3), rules(exact.bytes, 2)] {
+        assert_eq!(
+            write(store, &k, &change, &limits, due).await,
+            Written::TooLarge(exact)
+        );
+        assert_eq!(
+            load(store, &k, t).await,
+            Some(r.clone()),
+            "a refused write changed the record"
+        );
+    }
+    // Exactly at the limits: applied.
+    let at_limit = rules(exact.bytes, 3);
+    assert!(matches!(
+        write(store, &k, &change, &at_limit, due).await,
+        Written::Done(_)
+    ));
+    let stored = load(store, &k, due).await.expect("live");
+    assert_eq!(Totals::of(stored.data()), exact);
+    // A session past its (since lowered) limits may shrink, but not grow.
+    let lowered = rules(10, 1);
+    let mut shrink = set("a", json!("x"));
+    shrink.remove("b");
+    assert!(matches!(
+        write(store, &k, &shrink, &lowered, due).await,
+        Written::Done(_)
+    ));
+    let grow = set("c", json!(1));
+    assert!(matches!(
+        write(store, &k, &grow, &lowered, due).await,
+        Written::TooLarge(_)
+    ));
+    let stored = load(store, &k, due).await.expect("live");
+    assert_eq!(stored.data().len(), 2);
+    assert_eq!(stored.data().get("c"), None);
+}
+
+/// 50 concurrent writes without a read, each of its own key, all land.
+pub async fn concurrent_blind_writes_of_different_keys_are_all_kept<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, k) = (now(), key());
+    create(store, &k, &record(t)).await;
+    let wide = rules(64 * 1024, 1024);
+    let writes = (0..50).map(|i| {
+        let change = set(&format!("k{i}"), json!(i));
+        let wide = &wide;
+        async move { store.write(&k, &change, wide, t).await }
+    });
+    for result in join_all(writes).await {
+        assert!(matches!(result.expect("write"), Written::Done(_)));
+    }
+    let loaded = load(store, &k, t).await.expect("live");
+    for i in 0..50 {
+        assert_eq!(
+            loaded.data().get(&format!("k{i}")),
+            Some(&json!(i)),
+            "a concurrent blind write of a different key was lost"
+        );
+    }
+    assert_eq!(loaded.data().get("greeting"), Some(&json!("hello")));
+}
+
 /// Runs every case in turn against `store`.
 pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
     create_then_load_round_trips(store).await;
@@ -651,4 +955,11 @@ pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
     delete_by_user_spares_the_exception_and_other_users(store).await;
     delete_expired_never_removes_live_sessions(store).await;
     values_of_every_json_shape_round_trip(store).await;
+    load_touching_moves_a_due_idle_deadline_only(store).await;
+    load_touching_is_capped_at_the_absolute_deadline(store).await;
+    load_touching_of_a_dead_session_is_none_and_writes_nothing(store).await;
+    write_applies_a_change_and_a_due_touch(store).await;
+    write_of_a_dead_session_is_gone_and_writes_nothing(store).await;
+    write_past_the_limits_writes_nothing(store).await;
+    concurrent_blind_writes_of_different_keys_are_all_kept(store).await;
 }

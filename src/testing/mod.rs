@@ -139,7 +139,14 @@ macro_rules! store_conformance_tests {
             list_by_user_shows_only_live_sessions_of_that_user,
             delete_by_user_spares_the_exception_and_other_users,
             delete_expired_never_removes_live_sessions,
-            values_of_every_json_shape_round_trip
+            values_of_every_json_shape_round_trip,
+            load_touching_moves_a_due_idle_deadline_only,
+            load_touching_is_capped_at_the_absolute_deadline,
+            load_touching_of_a_dead_session_is_none_and_writes_nothing,
+            write_applies_a_change_and_a_due_touch,
+            write_of_a_dead_session_is_gone_and_writes_nothing,
+            write_past_the_limits_writes_nothing,
+            concurrent_blind_writes_of_different_keys_are_all_kept
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -275,5 +282,24 @@ impl<S: crate::SessionStore> crate::SessionStore for CountingStore<S> {
     ) -> Result<u64, crate::StoreError> {
         self.count();
         self.inner.delete_expired(now, batch).await
+    }
+    async fn load_touching(
+        &self,
+        key: &crate::id::StorageKey,
+        now: OffsetDateTime,
+        rule: &crate::store::TouchRule,
+    ) -> Result<Option<crate::record::Record>, crate::StoreError> {
+        self.count();
+        self.inner.load_touching(key, now, rule).await
+    }
+    async fn write(
+        &self,
+        key: &crate::id::StorageKey,
+        change: &crate::record::Change,
+        rules: &crate::store::WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<crate::store::Written, crate::StoreError> {
+        self.count();
+        self.inner.write(key, change, rules, now).await
     }
 }

@@ -70,6 +70,8 @@
 //! | operation | how | round trips |
 //! | --- | --- | --- |
 //! | load | `HGETALL` | 1 |
+//! | load, touching if due | script: liveness check, the touch if due (`m:seen`, `m:idle`, TTL), then every field | 1 |
+//! | write without a read | script: as update, plus the size limits counted over the whole hash (nothing written if passed) and the touch if due | 1 (cluster, setting a user: 3) |
 //! | create | script: store only if the key is absent (the index entry is added in the same script, or just before it in cluster mode) | 1 (cluster, with a user: 2) |
 //! | update | script: liveness check, then `HDEL`/`HSET` of the changed fields only, metadata, TTL | 1 (cluster, setting a user: 3) |
 //! | touch | script: liveness check, `m:seen`, `m:idle`, TTL; data untouched | 1 |
@@ -78,8 +80,10 @@
 //! | list by user | index read, then one `HMGET` per listed session, in parallel | 2 |
 //! | delete by user | index read, one script per session in parallel, `ZREM` | 3 |
 //!
-//! A request that only reads its session costs one `HGETALL`, and no write unless the
-//! idle deadline is due to move; a save after a load costs one script call.
+//! Through the layer, a request that only reads its session costs one script call (the
+//! layer loads with the touching script, which writes nothing unless the idle deadline is
+//! due to move); a save after a load costs one more; a write without a read costs one
+//! (the write script), its touch and size check included.
 //!
 //! Update and touch never create: a change to a session that was deleted, expired or
 //! rotated away writes nothing and is reported as gone, so a slow request cannot bring a

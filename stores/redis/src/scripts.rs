@@ -39,6 +39,18 @@ local function expire(key, expires, now)
   return true
 end
 
+-- The idle deadline (number, text) a due touch sets, or nil if none is due: the deadline
+-- for the session's persistence flag `pers` (given as texts, now plus each idle timeout),
+-- capped at the absolute one, must lie more than `step` after the stored one.
+local function due(idle, abs, abs_s, pers, browser_s, persistent_s, step)
+  local s = browser_s
+  if pers == '1' then s = persistent_s end
+  local n = tonumber(s)
+  if n > abs then n, s = abs, abs_s end
+  if n - idle > tonumber(step) then return n, s end
+  return nil
+end
+
 local function index_add(z, member, score, now)
   redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   redis.call('ZADD', z, score, member)
@@ -60,14 +72,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// KEYS: session, [index of the new user]. ARGV: now, clear, seen, idle, persistent,
-/// user op ('' keep, '0' remove, '1' set), user, member, #removed, #set, removed fields...,
-/// set field/value pairs... Returns the metadata fields afterwards, or nil if gone.
-const UPDATE: &str = r"
+/// The start of an update (and of a write): finds the live record or returns nil.
+/// ARGV: now, clear, seen, idle, persistent, user op ('' keep, '0' remove, '1' set), user,
+/// member, #removed, #set, then arguments of the script's own, then the removed fields from
+/// `ARGV[o]`, then the set field/value pairs.
+const APPLY_HEAD: &str = r"
 local k = KEYS[1]
 local now = tonumber(ARGV[1])
 local idle, abs, abs_s = live(k, now)
 if not idle then return false end
+local nrem, nset = tonumber(ARGV[9]), tonumber(ARGV[10])
+";
+
+/// The end of an update (and of a write): applies the change, with the touch `seen_s`,
+/// `idle_s` ('' for none), and returns the metadata fields afterwards.
+const APPLY_TAIL: &str = r"
 if KEYS[2] then index_add(KEYS[2], ARGV[8], abs_s, ARGV[1]) end
 if ARGV[2] == '1' then
   local dead = {}
@@ -76,13 +95,12 @@ if ARGV[2] == '1' then
   end
   chunked('HDEL', k, dead, 1, #dead)
 end
-local nrem, nset = tonumber(ARGV[9]), tonumber(ARGV[10])
-chunked('HDEL', k, ARGV, 11, 10 + nrem)
-chunked('HSET', k, ARGV, 11 + nrem, 10 + nrem + 2 * nset)
-if ARGV[3] ~= '' then
-  local new_idle, s = tonumber(ARGV[4]), ARGV[4]
+chunked('HDEL', k, ARGV, o, o - 1 + nrem)
+chunked('HSET', k, ARGV, o + nrem, o - 1 + nrem + 2 * nset)
+if seen_s ~= '' then
+  local new_idle, s = tonumber(idle_s), idle_s
   if new_idle > abs then new_idle, s = abs, abs_s end
-  redis.call('HSET', k, 'm:seen', ARGV[3], 'm:idle', s)
+  redis.call('HSET', k, 'm:seen', seen_s, 'm:idle', s)
   idle = new_idle
 end
 if ARGV[5] ~= '' then redis.call('HSET', k, 'm:pers', ARGV[5]) end
@@ -94,6 +112,67 @@ end
 local meta = redis.call('HMGET', k, 'm:created', 'm:seen', 'm:idle', 'm:abs', 'm:pers', 'm:user')
 expire(k, math.min(idle, abs), now)
 return meta
+";
+
+/// KEYS: session, [index of the new user]. ARGV: as [`APPLY_HEAD`], with no arguments of
+/// its own. Returns the metadata fields afterwards, or nil if gone.
+const UPDATE: &str = r"
+local o, seen_s, idle_s = 11, ARGV[3], ARGV[4]
+";
+
+/// A write made without a read. KEYS: session, [index of the new user]. ARGV: as
+/// [`APPLY_HEAD`], with five of its own: max keys, max bytes, the idle deadlines a touch now
+/// sets for a browser-only and for a persistent session, and the touch step. Returns nil if
+/// gone; `L`, keys, bytes (nothing written) if the data would pass the limits and grow on
+/// the count that passes them; else the metadata fields afterwards. Data is counted as the
+/// layer's `Limits` counts it: per key, its length plus its JSON text's.
+const WRITE: &str = r"
+local o = 16
+if nset > 0 then
+  local size, before_k, before_b = {}, 0, 0
+  local all = redis.call('HGETALL', k)
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) == 'd:' then
+      local n = #f - 2 + #all[i + 1]
+      before_k, before_b = before_k + 1, before_b + n
+      if ARGV[2] ~= '1' then size[f] = n end
+    end
+  end
+  for i = o, o - 1 + nrem do size[ARGV[i]] = nil end
+  for i = o + nrem, o - 1 + nrem + 2 * nset, 2 do size[ARGV[i]] = #ARGV[i] - 2 + #ARGV[i + 1] end
+  local keys, bytes = 0, 0
+  for _, n in pairs(size) do keys, bytes = keys + 1, bytes + n end
+  if (keys > tonumber(ARGV[11]) and keys > before_k)
+      or (bytes > tonumber(ARGV[12]) and bytes > before_b) then
+    return {'L', tostring(keys), tostring(bytes)}
+  end
+end
+local seen_s, idle_s = ARGV[3], ARGV[4]
+if seen_s == '' then
+  local pers = ARGV[5]
+  if pers == '' then pers = redis.call('HGET', k, 'm:pers') end
+  local n, s = due(idle, abs, abs_s, pers, ARGV[13], ARGV[14], ARGV[15])
+  if n then seen_s, idle_s = ARGV[1], s end
+end
+";
+
+/// A load that touches if due. KEYS: session. ARGV: now, the idle deadlines a touch now sets
+/// for a browser-only and for a persistent session, the touch step. Moves `m:seen`,
+/// `m:idle` and the TTL of a live record if a touch is due, and returns every field (as
+/// `HGETALL`), whatever the record's state, for the caller to read.
+const LOAD_TOUCHING: &str = r"
+local k = KEYS[1]
+local now = tonumber(ARGV[1])
+local idle, abs, abs_s = live(k, now)
+if idle then
+  local n, s = due(idle, abs, abs_s, redis.call('HGET', k, 'm:pers'), ARGV[2], ARGV[3], ARGV[4])
+  if n then
+    redis.call('HSET', k, 'm:seen', ARGV[1], 'm:idle', s)
+    expire(k, n, now)
+  end
+end
+return redis.call('HGETALL', k)
 ";
 
 /// KEYS: session. ARGV: seen, idle. Returns 1 if the live record was touched, else 0.
@@ -170,6 +249,8 @@ return 0
 pub(crate) struct Scripts {
     pub(crate) create: Script,
     pub(crate) update: Script,
+    pub(crate) write: Script,
+    pub(crate) load_touching: Script,
     pub(crate) touch: Script,
     pub(crate) mark: Script,
     pub(crate) unmark: Script,
@@ -184,7 +265,9 @@ impl Scripts {
         let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         Self {
             create: with_prelude(CREATE),
-            update: with_prelude(UPDATE),
+            update: with_prelude(&format!("{APPLY_HEAD}{UPDATE}{APPLY_TAIL}")),
+            write: with_prelude(&format!("{APPLY_HEAD}{WRITE}{APPLY_TAIL}")),
+            load_touching: with_prelude(LOAD_TOUCHING),
             touch: with_prelude(TOUCH),
             mark: with_prelude(MARK),
             unmark: Script::new(UNMARK),

@@ -11,7 +11,9 @@ use rand::TryRngCore as _;
 use redis::{cmd, ScriptInvocation};
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo, SessionStore};
+use session_layer::store::{
+    Rotated, SessionInfo, SessionStore, Totals, TouchRule, WriteRules, Written,
+};
 use session_layer::{StoreError, StoreErrorKind};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -247,6 +249,25 @@ fn token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The largest integer a Lua number (a double) holds exactly.
+const LUA_MAX_EXACT: i128 = (1 << 53) - 1;
+
+/// `d` in whole milliseconds, as a script reads it (saturating, so any duration fits).
+fn whole_millis(d: time::Duration) -> i64 {
+    // The clamp makes the value fit an i64.
+    #[allow(clippy::cast_possible_truncation)]
+    let ms = d.whole_milliseconds().clamp(0, LUA_MAX_EXACT) as i64;
+    ms
+}
+
+/// Unix milliseconds of `now + d`, as a script reads it (saturating).
+fn later(now: OffsetDateTime, d: time::Duration) -> i64 {
+    // The clamp makes the value fit an i64.
+    #[allow(clippy::cast_possible_truncation)]
+    let ms = (i128::from(millis(now)) + d.whole_milliseconds()).clamp(0, LUA_MAX_EXACT) as i64;
+    ms
+}
+
 fn corrupt(Malformed(why): Malformed) -> StoreError {
     StoreError::new(
         StoreErrorKind::Corrupt,
@@ -293,65 +314,60 @@ impl SessionStore for RedisStore {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Option<Metadata>, StoreError> {
-        let redis_key = self.redis_key(key);
-        let member = key.to_hex();
-        let now_text = millis(now).to_string();
-        let mut invocation = self.inner.scripts.update.prepare_invoke();
-        invocation.key(&redis_key);
-        if let Some(Some(user)) = &change.user {
-            let index = self.user_index_key(user);
-            if self.inner.cluster {
-                // Index first, so a session never has a user it is not indexed under. The
-                // absolute deadline a key holds never changes, so reading it first is safe.
-                let absolute: Option<String> = self
-                    .query("update", cmd("HGET").arg(&redis_key).arg("m:abs"))
-                    .await?;
-                let Some(absolute) = absolute else {
-                    return Ok(None);
-                };
-                self.index_add(&index, &member, &absolute, &now_text)
-                    .await?;
-            } else {
-                invocation.key(index);
+        let fields = self.apply(key, change, now, None).await?;
+        fields
+            .map(|fields| codec::meta_from(&fields).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn load_touching(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        let mut invocation = self.inner.scripts.load_touching.prepare_invoke();
+        invocation
+            .key(self.redis_key(key))
+            .arg(millis(now))
+            .arg(later(now, rule.idle_for(false)))
+            .arg(later(now, rule.idle_for(true)))
+            .arg(whole_millis(rule.step));
+        let fields: Vec<(Vec<u8>, Vec<u8>)> = self.invoke("load", &invocation).await?;
+        match codec::decode(fields) {
+            Ok(Stored::Record(record)) if record.is_live(now) => Ok(Some(record)),
+            Ok(_) => Ok(None),
+            Err(malformed) => {
+                malformed_as_absent(malformed);
+                Ok(None)
             }
         }
-        let (seen, idle) = match change.touch {
-            Some(t) => (
-                millis(t.seen).to_string(),
-                millis(t.idle_deadline).to_string(),
-            ),
-            None => (String::new(), String::new()),
+    }
+
+    async fn write(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        let Some(fields) = self.apply(key, change, now, Some(rules)).await? else {
+            return Ok(Written::Gone);
         };
-        let persistent = match change.persistent {
-            Some(true) => "1",
-            Some(false) => "0",
-            None => "",
-        };
-        let (user_op, user) = match &change.user {
-            None => ("", ""),
-            Some(None) => ("0", ""),
-            Some(Some(user)) => ("1", user.as_str()),
-        };
-        invocation
-            .arg(&now_text)
-            .arg(if change.clear { "1" } else { "0" })
-            .arg(seen)
-            .arg(idle)
-            .arg(persistent)
-            .arg(user_op)
-            .arg(user)
-            .arg(&member)
-            .arg(change.remove.len())
-            .arg(change.set.len());
-        for key in &change.remove {
-            invocation.arg(data_field(key));
+        if let [Some(flag), Some(keys), Some(bytes)] = fields.as_slice() {
+            if flag == b"L" {
+                let count = |text: &[u8]| {
+                    std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|t| t.parse::<usize>().ok())
+                        .ok_or_else(|| corrupt(Malformed("the size a write reports is damaged")))
+                };
+                return Ok(Written::TooLarge(Totals::new(count(keys)?, count(bytes)?)));
+            }
         }
-        for (key, value) in &change.set {
-            invocation.arg(data_field(key)).arg(json(value));
-        }
-        let meta: Option<Vec<Option<Vec<u8>>>> = self.invoke("update", &invocation).await?;
-        meta.map(|fields| codec::meta_from(&fields).map_err(corrupt))
-            .transpose()
+        codec::meta_from(&fields)
+            .map(Written::Done)
+            .map_err(corrupt)
     }
 
     async fn touch(
@@ -523,6 +539,88 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// Runs the update script, or with `rules` the write script, for `change`: the
+    /// metadata fields afterwards (or what the write script answers instead), or `None` if
+    /// the record is gone.
+    async fn apply(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+        rules: Option<&WriteRules>,
+    ) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
+        let what = if rules.is_some() { "write" } else { "update" };
+        let redis_key = self.redis_key(key);
+        let member = key.to_hex();
+        let now_text = millis(now).to_string();
+        let script = match rules {
+            Some(_) => &self.inner.scripts.write,
+            None => &self.inner.scripts.update,
+        };
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&redis_key);
+        if let Some(Some(user)) = &change.user {
+            let index = self.user_index_key(user);
+            if self.inner.cluster {
+                // Index first, so a session never has a user it is not indexed under. The
+                // absolute deadline a key holds never changes, so reading it first is safe.
+                let absolute: Option<String> = self
+                    .query(what, cmd("HGET").arg(&redis_key).arg("m:abs"))
+                    .await?;
+                let Some(absolute) = absolute else {
+                    return Ok(None);
+                };
+                self.index_add(&index, &member, &absolute, &now_text)
+                    .await?;
+            } else {
+                invocation.key(index);
+            }
+        }
+        let (seen, idle) = match change.touch {
+            Some(t) => (
+                millis(t.seen).to_string(),
+                millis(t.idle_deadline).to_string(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let persistent = match change.persistent {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        let (user_op, user) = match &change.user {
+            None => ("", ""),
+            Some(None) => ("0", ""),
+            Some(Some(user)) => ("1", user.as_str()),
+        };
+        invocation
+            .arg(&now_text)
+            .arg(if change.clear { "1" } else { "0" })
+            .arg(seen)
+            .arg(idle)
+            .arg(persistent)
+            .arg(user_op)
+            .arg(user)
+            .arg(&member)
+            .arg(change.remove.len())
+            .arg(change.set.len());
+        if let Some(rules) = rules {
+            invocation
+                .arg(rules.limits.max_keys)
+                .arg(rules.limits.max_bytes)
+                .arg(later(now, rules.touch.idle_for(false)))
+                .arg(later(now, rules.touch.idle_for(true)))
+                .arg(whole_millis(rules.touch.step));
+        }
+        for key in &change.remove {
+            invocation.arg(data_field(key));
+        }
+        for (key, value) in &change.set {
+            invocation.arg(data_field(key)).arg(json(value));
+        }
+        self.invoke(what, &invocation).await
+    }
+
     /// The members of a user's index, after dropping those past their absolute deadline.
     async fn index_members(
         &self,

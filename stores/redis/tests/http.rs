@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::{app, routes, serve, Client, RedisServer};
 use futures_util::StreamExt as _;
 use redis::AsyncCommands;
+use session_layer::clock::Clock as _;
 use session_layer::id::SessionId;
 use session_layer::testing::MockClock;
 use session_layer::SessionLayer;
@@ -115,6 +116,29 @@ impl Meter {
     }
 }
 
+/// Commands that change data, as `INFO commandstats` names them.
+const WRITES: [&str; 6] = ["hset", "hdel", "pexpire", "del", "zadd", "zremrangebyscore"];
+
+fn assert_no_write(cost: &Cost, what: &str) {
+    for name in WRITES {
+        assert!(
+            !cost.executed.contains_key(name),
+            "{what} ran {name}: {:?}",
+            cost.executed
+        );
+    }
+}
+
+fn assert_wrote(cost: &Cost, what: &str) {
+    for name in ["hset", "pexpire"] {
+        assert!(
+            cost.executed.contains_key(name),
+            "{what} did not run {name}: {:?}",
+            cost.executed
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
     let Some(server) = RedisServer::start() else {
@@ -131,6 +155,7 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
     // Warm up: every script the steps below use gets loaded once.
     let warm = client.get("/count", None).await.cookie.unwrap();
     client.get("/count", Some(&warm)).await;
+    client.post("/set/b/1", Some(&warm)).await;
     clock.advance(Duration::from_secs(120));
     client.get("/peek", Some(&warm)).await;
     let signed_in = client.post("/login/warm", Some(&warm)).await.cookie;
@@ -151,6 +176,24 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
     clock.advance(Duration::from_secs(120));
     client.get("/peek", Some(&cookie)).await;
     let read_touch = meter.measure().await;
+    clock.advance(Duration::from_secs(120));
+    client.post("/set/c/3", Some(&cookie)).await;
+    let blind_write_touch = meter.measure().await;
+    let key = SessionId::parse(cookie.as_bytes()).unwrap().storage_key();
+    let stored = server
+        .store()
+        .await
+        .load(&key, clock.now())
+        .await
+        .unwrap()
+        .expect("the session lives");
+    assert_eq!(
+        stored.meta.last_seen,
+        clock.now(),
+        "the blind write did not make its due touch"
+    );
+    assert_eq!(stored.data()["c"], serde_json::json!("3"));
+    meter.measure().await; // leaves out the check's own load
     let create = client.get("/count", None).await;
     let created = meter.measure().await;
     let signed_in = client.post("/login/alice", Some(&cookie)).await.cookie;
@@ -170,6 +213,7 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
         ("read, then write", &read_write),
         ("write without reading", &blind_write),
         ("read with a touch due", &read_touch),
+        ("write without reading, touch due", &blind_write_touch),
         ("new session", &created),
         ("sign-in (rotate + set user)", &rotation),
         ("sign-out", &delete),
@@ -185,18 +229,33 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
         "cookieless requests used Redis"
     );
     assert!(anonymous.executed.is_empty());
+    // B2, inside the touch step: one script call that writes nothing.
     assert_eq!(
         read.sent,
-        ["hgetall"],
-        "a read-only request wrote or re-read"
+        ["evalsha"],
+        "a read-only request re-read or saved"
     );
-    assert_eq!(read_write.sent, ["hgetall", "evalsha"], "load + one save");
+    assert_no_write(&read, "a read inside the touch step");
+    // B3: the load, then one save.
+    assert_eq!(read_write.sent, ["evalsha", "evalsha"], "load + one save");
+    // B4: one script checks the limits and writes.
     assert_eq!(
         blind_write.sent,
-        ["hgetall", "evalsha"],
-        "a write reads first (for the size limits), then saves once"
+        ["evalsha"],
+        "a write without a read is one round trip"
     );
-    assert_eq!(read_touch.sent, ["hgetall", "evalsha"], "load + one touch");
+    // B2, touch due: the load makes the touch.
+    assert_eq!(
+        read_touch.sent,
+        ["evalsha"],
+        "the touch is part of the load"
+    );
+    assert_wrote(&read_touch, "a read with a touch due");
+    assert_eq!(
+        blind_write_touch.sent,
+        ["evalsha"],
+        "the touch is part of the write"
+    );
     assert_eq!(created.sent, ["evalsha"], "a create is one script");
     assert_eq!(
         rotation.sent,

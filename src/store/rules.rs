@@ -1,0 +1,278 @@
+//! What the layer tells a store so it can touch and check limits in the same step as a load
+//! or a write: [`TouchRule`], [`Limits`], [`WriteRules`], and what a write found, [`Written`].
+
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::record::{Change, Metadata, Touch};
+
+/// When activity moves a session's idle deadline, as the layer's expiry settings say.
+///
+/// A touch is due when the new idle deadline (`now` plus the idle timeout that fits the
+/// record's own persistence flag, capped at its absolute deadline) lies more than `step`
+/// after the stored one. Stores that touch by themselves
+/// ([`SessionStore::load_touching`](super::SessionStore::load_touching),
+/// [`SessionStore::write`](super::SessionStore::write)) follow [`due`](Self::due) exactly.
+///
+/// ```
+/// use session_layer::record::Record;
+/// use session_layer::store::TouchRule;
+/// use time::{Duration, OffsetDateTime};
+///
+/// let rule = TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1));
+/// let t = OffsetDateTime::UNIX_EPOCH;
+/// let record = Record::new(t, t + Duration::hours(1), t + Duration::days(30));
+/// assert_eq!(rule.due(&record.meta, t + Duration::seconds(30)), None);
+/// let touch = rule.due(&record.meta, t + Duration::minutes(5)).unwrap();
+/// assert_eq!(touch.idle_deadline, t + Duration::minutes(65));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TouchRule {
+    /// The idle timeout of a browser-only session.
+    pub idle: Duration,
+    /// The idle timeout of a persistent ("remember me") session.
+    pub persistent_idle: Duration,
+    /// The idle deadline is only rewritten when it would move by more than this.
+    pub step: Duration,
+}
+
+impl TouchRule {
+    /// A rule with these idle timeouts and touch step.
+    #[must_use]
+    pub fn new(idle: Duration, persistent_idle: Duration, step: Duration) -> Self {
+        Self {
+            idle,
+            persistent_idle,
+            step,
+        }
+    }
+
+    /// The idle timeout of a session with this persistence flag.
+    #[must_use]
+    pub fn idle_for(&self, persistent: bool) -> Duration {
+        if persistent {
+            self.persistent_idle
+        } else {
+            self.idle
+        }
+    }
+
+    /// The idle deadline activity at `now` gives a session with these metadata, capped at
+    /// its absolute deadline.
+    #[must_use]
+    pub fn idle_deadline(&self, meta: &Metadata, now: OffsetDateTime) -> OffsetDateTime {
+        now.checked_add(self.idle_for(meta.persistent))
+            .unwrap_or(meta.absolute_deadline)
+            .min(meta.absolute_deadline)
+    }
+
+    /// The touch activity at `now` calls for, or `None` if the idle deadline would move by
+    /// `step` or less.
+    #[must_use]
+    pub fn due(&self, meta: &Metadata, now: OffsetDateTime) -> Option<Touch> {
+        let idle_deadline = self.idle_deadline(meta, now);
+        (idle_deadline - meta.idle_deadline > self.step).then_some(Touch {
+            seen: now,
+            idle_deadline,
+        })
+    }
+}
+
+/// The most one session may hold: bytes of data and keys.
+///
+/// Bytes are counted exactly, per key: the key's UTF-8 length plus the length of the value's
+/// compact JSON text (as `serde_json::to_vec` writes it), summed over all keys; see
+/// [`entry_bytes`]. A JSON object of the whole session is a few bytes longer (quotes,
+/// colons, commas and braces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The most bytes of data, counted as [`entry_bytes`] does.
+    pub max_bytes: usize,
+    /// The most keys.
+    pub max_keys: usize,
+}
+
+/// What a session's data adds up to, as [`Limits`] counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Totals {
+    /// How many keys.
+    pub keys: usize,
+    /// How many bytes, as [`entry_bytes`] counts them.
+    pub bytes: usize,
+}
+
+impl Limits {
+    /// Limits of `max_bytes` bytes of data and `max_keys` keys.
+    #[must_use]
+    pub fn new(max_bytes: usize, max_keys: usize) -> Self {
+        Self {
+            max_bytes,
+            max_keys,
+        }
+    }
+
+    /// Whether data that adds up to `before` may become `after`: either is within the
+    /// limits, or it does not grow on the count that passes them (so a session over limits
+    /// lowered since it was written can still shrink).
+    ///
+    /// ```
+    /// use session_layer::store::{Limits, Totals};
+    ///
+    /// let limits = Limits::new(100, 2);
+    /// let (small, big) = (Totals::of(&Default::default()), Totals::new(3, 50));
+    /// assert!(!limits.allow(small, big));
+    /// assert!(limits.allow(big, Totals::new(3, 40)));
+    /// ```
+    #[must_use]
+    pub fn allow(&self, before: Totals, after: Totals) -> bool {
+        (after.keys <= self.max_keys || after.keys <= before.keys)
+            && (after.bytes <= self.max_bytes || after.bytes <= before.bytes)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(64 * 1024, 1024)
+    }
+}
+
+impl Totals {
+    /// Totals of `keys` keys and `bytes` bytes.
+    #[must_use]
+    pub fn new(keys: usize, bytes: usize) -> Self {
+        Self { keys, bytes }
+    }
+
+    /// What `data` adds up to.
+    #[must_use]
+    pub fn of(data: &Map<String, Value>) -> Self {
+        Self {
+            keys: data.len(),
+            bytes: data.iter().map(|(k, v)| entry_bytes(k, v)).sum(),
+        }
+    }
+
+    /// What `data` adds up to once `change` is applied to it.
+    #[must_use]
+    pub fn after(data: &Map<String, Value>, change: &Change) -> Self {
+        let mut totals = if change.clear {
+            Self::default()
+        } else {
+            Self::of(data)
+        };
+        let stored = |key: &str| (!change.clear).then(|| data.get(key)).flatten();
+        for key in &change.remove {
+            if let Some(old) = stored(key) {
+                totals.keys -= 1;
+                totals.bytes -= entry_bytes(key, old);
+            }
+        }
+        for (key, value) in &change.set {
+            // `Change::set` and `Change::remove` keep one entry per key.
+            if let Some(old) = stored(key).filter(|_| !change.remove.contains(key)) {
+                totals.keys -= 1;
+                totals.bytes -= entry_bytes(key, old);
+            }
+            totals.keys += 1;
+            totals.bytes += entry_bytes(key, value);
+        }
+        totals
+    }
+}
+
+/// How many bytes `value` under `key` counts for [`Limits::max_bytes`]: the key's UTF-8
+/// length plus the length of the value's compact JSON text.
+///
+/// ```
+/// use serde_json::json;
+/// assert_eq!(session_layer::store::entry_bytes("cart", &json!(["apple"])), 4 + 9);
+/// ```
+#[must_use]
+pub fn entry_bytes(key: &str, value: &Value) -> usize {
+    key.len() + json_len(value)
+}
+
+/// The length of `value`'s compact JSON text, without keeping the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` cannot fail: its map keys are strings and the sink never errs.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// What the layer tells [`SessionStore::write`](super::SessionStore::write): the size limits
+/// the result must keep and when activity moves the idle deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteRules {
+    /// The limits the session must keep after the write.
+    pub limits: Limits,
+    /// When the write also moves the idle deadline.
+    pub touch: TouchRule,
+}
+
+impl WriteRules {
+    /// Rules with these limits and this touch rule.
+    #[must_use]
+    pub fn new(limits: Limits, touch: TouchRule) -> Self {
+        Self { limits, touch }
+    }
+}
+
+/// What [`SessionStore::write`](super::SessionStore::write) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Written {
+    /// The change (and a due touch) is applied; here is the metadata afterwards.
+    Done(Metadata),
+    /// No live record under the key: nothing was written.
+    Gone,
+    /// The session would pass its limits: nothing was written. These are the totals it
+    /// would have reached.
+    TooLarge(Totals),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn totals_after_a_change_count_replaced_and_removed_keys_once() {
+        let mut data = Map::new();
+        data.insert("a".into(), json!("xx"));
+        data.insert("b".into(), json!(1));
+        assert_eq!(Totals::of(&data), Totals::new(2, 1 + 4 + 1 + 1));
+        let mut change = Change::default();
+        change.set("a", json!("xxxx"));
+        change.remove("b");
+        change.remove("absent");
+        change.set("c", json!(null));
+        assert_eq!(Totals::after(&data, &change), Totals::new(2, 1 + 6 + 1 + 4));
+        change.clear();
+        change.set("d", json!(true));
+        assert_eq!(Totals::after(&data, &change), Totals::new(1, 1 + 4));
+    }
+
+    #[test]
+    fn entry_bytes_match_the_json_text() {
+        let value = json!({"k": ["é", 1.5, null, "quote \""]});
+        assert_eq!(
+            entry_bytes("key", &value),
+            3 + serde_json::to_vec(&value).unwrap().len()
+        );
+    }
+}
