@@ -31,7 +31,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind};
+use super::{
+    Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, Totals, TouchRule, WriteRules,
+    Written,
+};
 use crate::id::StorageKey;
 use crate::record::{Change, Metadata, Record};
 
@@ -278,6 +281,67 @@ impl SessionStore for MemoryStore {
             }
         }
         Ok(None)
+    }
+
+    async fn load_touching(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        {
+            let mut shard = self.shard(key);
+            match shard.get_mut(key) {
+                None => return Ok(None),
+                Some(packed) if packed.is_live(now) => {
+                    let mut record = packed.record();
+                    if let Some(touch) = rule.due(&record.meta, now) {
+                        packed.touch(touch.seen, touch.idle_deadline);
+                        record.meta.last_seen = touch.seen;
+                        record.meta.idle_deadline = touch.idle_deadline;
+                    }
+                    return Ok(Some(record));
+                }
+                Some(_) => {}
+            }
+        }
+        // Expired: `load` evicts it.
+        self.load(key, now).await
+    }
+
+    async fn write(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        // The limit check, the change and the due touch under one shard lock: atomic.
+        let (before, meta) = {
+            let mut shard = self.shard(key);
+            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
+                return Ok(Written::Gone);
+            };
+            let mut record = packed.record();
+            let after = Totals::after(record.data(), change);
+            if change.touches_data() && !rules.limits.allow(Totals::of(record.data()), after) {
+                return Ok(Written::TooLarge(after));
+            }
+            let before = change.user.as_ref().and(record.meta.user.clone());
+            change.apply_to(&mut record);
+            if change.touch.is_none() {
+                if let Some(touch) = rules.touch.due(&record.meta, now) {
+                    record.meta.last_seen = touch.seen;
+                    record.meta.idle_deadline = touch.idle_deadline;
+                }
+            }
+            *packed = Packed::new(&record);
+            (before, record.meta)
+        };
+        if change.user.is_some() {
+            self.reindex(key, before.as_deref(), meta.user.as_deref());
+        }
+        Ok(Written::Done(meta))
     }
 
     async fn update(

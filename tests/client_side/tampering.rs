@@ -60,6 +60,18 @@ fn flip_all(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The value a server reads from `name=<value>`: without trailing blanks and without one
+/// pair of surrounding double quotes.
+fn as_seen(mut value: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    }
+}
+
 /// A value a `Cookie` header can carry (no control bytes); others cannot be sent at all.
 fn sendable(value: &[u8]) -> Option<String> {
     let ok = value.iter().all(|b| *b >= 0x20 && *b != 0x7f && *b != b';');
@@ -84,7 +96,7 @@ async fn every_mutation_of_a_sealed_value_is_an_anonymous_request() {
             let Some(value) = sendable(&mutation) else {
                 continue;
             };
-            if value == good {
+            if as_seen(value.as_bytes()) == good.as_bytes() {
                 continue;
             }
             let reply = send_raw(&browser.app, &mutation).await;
@@ -225,7 +237,9 @@ fn any_mutated_sealed_value_is_an_anonymous_request() {
                         _ => value.truncate(at),
                     }
                 }
-                prop_assume!(value != good.as_bytes());
+                // Trailing blanks and surrounding quotes are not part of a cookie's value
+                // (RFC 6265), so such an edit sends the untouched value.
+                prop_assume!(as_seen(&value) != good.as_bytes());
                 let Some(value) = sendable(&value) else {
                     return Ok(());
                 };
