@@ -14,21 +14,24 @@ pub(crate) const MAX_PAIRS: usize = 256;
 
 /// What the request said about the session cookie.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Found<'a> {
-    /// Values of cookies with the session's name, in header order (at most a few kept).
-    pub(crate) first_valid: Option<&'a [u8]>,
+pub(crate) struct Found<T> {
+    /// The first value of a cookie with the session's name that parsed, parsed.
+    pub(crate) first_valid: Option<T>,
     /// A cookie of that name was present at all.
     pub(crate) present: bool,
 }
 
 /// Finds the session cookie. Rule for duplicates: the first cookie of that name, across all
-/// `Cookie` headers in order, whose value passes `valid` wins; values are never merged.
-pub(crate) fn find<'a>(
+/// `Cookie` headers in order, whose value `parse` accepts wins; values are never merged.
+pub(crate) fn find<'a, T>(
     headers: &'a HeaderMap,
     name: &[u8],
-    valid: impl Fn(&[u8]) -> bool,
-) -> Found<'a> {
-    let mut found = Found::default();
+    parse: impl Fn(&'a [u8]) -> Option<T>,
+) -> Found<T> {
+    let mut found = Found {
+        first_valid: None,
+        present: false,
+    };
     let mut pairs = 0;
     for header in headers.get_all(COOKIE) {
         let bytes = header.as_bytes();
@@ -49,8 +52,8 @@ pub(crate) fn find<'a>(
                 if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
                     value = &value[1..value.len() - 1];
                 }
-                if valid(value) {
-                    found.first_valid = Some(value);
+                if let Some(parsed) = parse(value) {
+                    found.first_valid = Some(parsed);
                     return found;
                 }
             }
@@ -86,8 +89,8 @@ mod tests {
         map
     }
 
-    fn any(v: &[u8]) -> bool {
-        !v.is_empty()
+    fn any(v: &[u8]) -> Option<&[u8]> {
+        (!v.is_empty()).then_some(v)
     }
 
     #[test]

@@ -95,11 +95,8 @@ fn session_for(shared: Arc<Shared>, headers: &HeaderMap) -> Session {
     if let Some(sealing) = &shared.client_side {
         return crate::client_side::session_for(shared.clone(), sealing, headers, now);
     }
-    let found = cookie_header::find(headers, shared.cookie.name.as_bytes(), |v| {
-        SessionId::parse(v).is_some()
-    });
-    let id = found.first_valid.and_then(SessionId::parse);
-    Session::new(shared, id, found.present, now)
+    let found = cookie_header::find(headers, shared.cookie.name.as_bytes(), SessionId::parse);
+    Session::new(shared, found.first_valid, found.present, now)
 }
 
 /// What the response should say about the cookie.

@@ -44,15 +44,17 @@ pub(crate) fn session_for(
     now: OffsetDateTime,
 ) -> Session {
     let found = cookie_header::find(headers, shared.cookie.name.as_bytes(), |v| {
-        sealing.sealer.has_shape(v)
+        // The shape check admits only ASCII, so the value is UTF-8.
+        sealing
+            .sealer
+            .has_shape(v)
+            .then(|| std::str::from_utf8(v).ok())
+            .flatten()
     });
-    let incoming = found
-        .first_valid
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(|v| Incoming {
-            value: v.into(),
-            opened: OnceLock::new(),
-        });
+    let incoming = found.first_valid.map(|v| Incoming {
+        value: v.into(),
+        opened: OnceLock::new(),
+    });
     if found.present && incoming.is_none() {
         rejected();
     }
