@@ -35,22 +35,68 @@ impl<S> SessionService<S> {
     }
 }
 
-/// The response future of [`SessionService`].
-pub struct ResponseFuture<R, E> {
-    inner: Pin<Box<dyn Future<Output = Result<R, E>> + Send>>,
-}
+type Finishing<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
-impl<R, E> std::fmt::Debug for ResponseFuture<R, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+pin_project_lite::pin_project! {
+    /// The response future of [`SessionService`]: the inner service's future, then, only if
+    /// the response needs a store call, the save.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        inner: F,
+        session: Option<Session>,
+        finishing: Option<Finishing<B>>,
     }
 }
 
-impl<R, E> Future for ResponseFuture<R, E> {
-    type Output = Result<R, E>;
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("saving", &self.finishing.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default + Send + 'static,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(finishing) = this.finishing.as_mut() {
+            return finishing.as_mut().poll(cx).map(Ok);
+        }
+        let mut response = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        };
+        let session = this
+            .session
+            .take()
+            .expect("a ResponseFuture is not polled after it completed");
+        if !session.state().accessed {
+            return Poll::Ready(Ok(response));
+        }
+        // Most requests that used the session need no store call at the end (a read inside
+        // the touch step): finish them here, without boxing a future.
+        if let Some(out) = decide_without_store(&session) {
+            write_cookie(&session, &mut response, Ok(out));
+            return Poll::Ready(Ok(response));
+        }
+        let mut finishing: Finishing<B> = Box::pin(async move {
+            finish(&session, &mut response).await;
+            response
+        });
+        match finishing.as_mut().poll(cx) {
+            Poll::Ready(response) => Poll::Ready(Ok(response)),
+            Poll::Pending => {
+                *this.finishing = Some(finishing);
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -64,7 +110,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, Self::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -78,11 +124,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
-            inner: Box::pin(async move {
-                let mut response = inner.call(req).await?;
-                finish(&session, &mut response).await;
-                Ok(response)
-            }),
+            inner: inner.call(req),
+            session: Some(session),
+            finishing: None,
         }
     }
 }
@@ -111,11 +155,49 @@ pub(crate) enum CookieOut {
 
 /// Runs the one store operation the request needs, then writes the headers.
 async fn finish<B: Default>(session: &Session, response: &mut Response<B>) {
-    let shared = &session.inner().shared;
     if !session.state().accessed {
         return;
     }
-    match save(session).await {
+    let out = save(session).await;
+    write_cookie(session, response, out);
+}
+
+/// What to say about the cookie when the request needs no store call at the end, or `None`
+/// when it needs one: the same answers [`save`] gives for a request that changed nothing.
+fn decide_without_store(session: &Session) -> Option<CookieOut> {
+    let inner = session.inner();
+    #[cfg(feature = "client-side")]
+    if inner.shared.client_side.is_some() {
+        return None;
+    }
+    {
+        let state = session.state();
+        if state.destroyed || state.rotate || !state.change.is_empty() {
+            return None;
+        }
+    }
+    let Some(id) = &inner.cookie_id else {
+        return Some(nothing_kept(session));
+    };
+    Some(match inner.loaded.get() {
+        None => CookieOut::Keep,
+        // Unknown or expired: never adopted, and nothing to keep.
+        Some(None) => nothing_kept(session),
+        Some(Some(record)) if renews_cookie(&record.meta, inner.now) => {
+            CookieOut::Set(id.clone(), record.meta.clone())
+        }
+        Some(Some(_)) => CookieOut::Keep,
+    })
+}
+
+/// Writes the outcome of the save into the response.
+fn write_cookie<B: Default>(
+    session: &Session,
+    response: &mut Response<B>,
+    out: Result<CookieOut, StoreError>,
+) {
+    let shared = &session.inner().shared;
+    match out {
         Ok(out) => {
             let headers = response.headers_mut();
             match out {
@@ -197,7 +279,7 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
     let loaded = loaded.and_then(Option::as_ref);
     let rules = &inner.shared.rules;
-    if let Some(record) = loaded {
+    if let Some(record) = loaded.filter(|_| rotate && change.touches_data()) {
         if !rules.limits.allow(
             Totals::of(record.data()),
             Totals::after(record.data(), &change),
