@@ -225,7 +225,7 @@ async fn plain() -> &'static str {
 }
 
 /// This crate, configured with its defaults (secure cookie, `__Host-` name).
-mod sl {
+pub(crate) mod sl {
     use super::*;
     use session_layer::{KeyRing, MemoryStore, Session, SessionError, SessionLayer};
 
@@ -240,7 +240,8 @@ mod sl {
         routes().layer(SessionLayer::client_side(KeyRing::generate()))
     }
 
-    fn routes() -> Router {
+    /// The handlers of every case, with no session layer yet (the Redis rows add theirs).
+    pub(crate) fn routes() -> Router {
         Router::new()
             .route("/", get(plain))
             .route("/setup", get(setup))

@@ -21,7 +21,7 @@ use http::{HeaderValue, Uri};
 use http_body_util::BodyExt as _;
 use redis::AsyncCommands as _;
 use session_layer::clock::Clock;
-use session_layer::{Session, SessionError, SessionLayer};
+use session_layer::SessionLayer;
 use session_layer_redis::RedisStore;
 use tower::ServiceExt as _;
 
@@ -235,52 +235,14 @@ fn app(store: RedisStore, clock: Shifted, raw: redis::aio::ConnectionManager) ->
         .with_clock(clock)
         .build()
         .expect("a valid layer");
-    Router::new()
-        .route("/setup", get(setup))
-        .route("/read", get(read))
-        .route("/incr", get(incr))
-        .route("/write", get(write))
-        .route("/login", get(login))
-        .route("/logout", get(logout))
+    crate::apps::sl::routes()
         .layer(layer)
-        .route("/floor", get(floor))
-        .with_state(raw)
+        .route("/floor", get(floor).with_state(raw))
 }
 
 async fn floor(State(mut raw): State<redis::aio::ConnectionManager>) -> String {
     let value: Option<String> = raw.get("bench-floor").await.expect("GET");
     value.unwrap_or_default()
-}
-
-async fn setup(s: Session) -> Result<&'static str, SessionError> {
-    s.insert("n", 7u64).await?;
-    Ok("ok")
-}
-
-async fn read(s: Session) -> Result<String, SessionError> {
-    Ok(s.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
-async fn incr(s: Session) -> Result<String, SessionError> {
-    let n: u64 = s.get("n").await?.unwrap_or(0) + 1;
-    s.insert("n", n).await?;
-    Ok(n.to_string())
-}
-
-async fn write(s: Session) -> Result<&'static str, SessionError> {
-    s.insert("w", 42u64).await?;
-    Ok("ok")
-}
-
-async fn login(s: Session) -> Result<&'static str, SessionError> {
-    s.rotate().await;
-    s.insert("user", "alice").await?;
-    Ok("ok")
-}
-
-async fn logout(s: Session) -> &'static str {
-    s.destroy().await;
-    "ok"
 }
 
 async fn send(
