@@ -9,7 +9,7 @@
 //!
 //! Commands: `all`, `inproc` (single-threaded and 2×64), `single`, `concurrent`, `http`
 //! (wrk, B2), `memory` (bytes per session), `scale` (B2 at 1,000 and 1,000,000 sessions),
-//! `redis` (round trips and cost ÷ a raw GET on a private redis-server; not part of `all`),
+//! `redis` (round trips and cost ÷ a raw GET on a private redis-server; part of `all`),
 //! `profile <impl> <case> <iters> [single|2x64]` (one row, for callgrind or perf). Internal: `serve`,
 //! `mem-child`, `scale-child`.
 //!
@@ -214,6 +214,7 @@ fn main() {
         "scale" => (false, false, false, false, true),
         _ => usage(),
     };
+    let redis = command == "all";
 
     let mut sink = Sink::default();
     let mut tables: Vec<Table> = Vec::new();
@@ -250,6 +251,12 @@ fn main() {
     }
     if scale {
         show(memory::scale(&opts, &mut sink), &mut tables);
+    }
+    if redis {
+        if let Some(table) = redis_bench::run(&opts) {
+            redis_targets(&table, &mut sink);
+            show(table, &mut tables);
+        }
     }
     show(sink.targets_table(), &mut tables);
 
