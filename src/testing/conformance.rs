@@ -331,6 +331,28 @@ pub async fn rotate_moves_the_record_and_kills_the_old_key<S: SessionStore + ?Si
     );
 }
 
+/// rotate of a session that already has an owner, with a change that does not name one,
+/// keeps the owner: the user's sessions list the new key, not the old one.
+pub async fn rotate_keeps_the_owner_of_an_owned_session<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old, new, u) = (now(), key(), key(), user());
+    let mut r = record(t);
+    r.meta.user = Some(u.clone());
+    create(store, &old, &r).await;
+    let meta = match store
+        .rotate(&old, &new, &set("step", json!(2)), t)
+        .await
+        .expect("rotate")
+    {
+        Rotated::Done(meta) => meta,
+        other => panic!("rotate of a live owned record gave {other:?}"),
+    };
+    assert_eq!(meta.user.as_deref(), Some(u.as_str()));
+    let listed = store.list_by_user(&u, t).await.expect("list");
+    assert_eq!(listed.len(), 1, "listed: {listed:?}");
+    assert_eq!(listed[0].handle.storage_key(), new);
+    assert_eq!(load(store, &old, t).await, None, "the old key survived");
+}
+
 /// rotate of a key holding nothing returns `Gone` and creates nothing.
 pub async fn rotate_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
     let (t, old, new) = (now(), key(), key());
@@ -946,6 +968,7 @@ pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
     touch_moves_the_idle_deadline_only(store).await;
     touch_never_passes_the_absolute_deadline(store).await;
     rotate_moves_the_record_and_kills_the_old_key(store).await;
+    rotate_keeps_the_owner_of_an_owned_session(store).await;
     rotate_of_a_missing_session_writes_nothing(store).await;
     rotate_into_a_taken_key_changes_nothing(store).await;
     concurrent_rotations_have_one_winner(store).await;

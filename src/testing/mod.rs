@@ -131,6 +131,7 @@ macro_rules! store_conformance_tests {
             touch_moves_the_idle_deadline_only,
             touch_never_passes_the_absolute_deadline,
             rotate_moves_the_record_and_kills_the_old_key,
+            rotate_keeps_the_owner_of_an_owned_session,
             rotate_of_a_missing_session_writes_nothing,
             rotate_into_a_taken_key_changes_nothing,
             concurrent_rotations_have_one_winner,
