@@ -10,7 +10,7 @@
 //! | [`http`] | over real HTTP: no cookie value in the rows or the logs, rotation, logout racing a save |
 //! | [`load`] | 10,000 concurrent writes over 1,000 sessions, every one kept |
 //! | [`hostile`] | malformed IDs never reach the store; concurrent rotations and sign-outs lose nothing |
-//! | [`fuzz`] | a store's fuzz target run on its seeds and generated inputs, on stable Rust |
+//! | [`fuzz`] | a store's fuzz target run on its seeds and generated inputs, on stable Rust (the Redis store's too) |
 //!
 //! Not published: it carries axum and reqwest, which the core's `testing` feature must not.
 //!
