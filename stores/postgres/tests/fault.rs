@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::app::{call, router, serve, Reply};
 use common::cluster::Cluster;
 use reqwest::Method;
 use session_layer::id::SessionId;
 use session_layer::{SessionStore, StoreErrorKind};
 use session_layer_postgres::PostgresStore;
+use session_layer_test_support::app::{call, router, serve, Reply};
 
 fn assert_failed_without_cookie(reply: &Reply, what: &str) {
     assert!(

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::Router;
-use common::app::{call, serve, Reply};
 use common::cluster::Cluster;
 use reqwest::Method;
 use session_layer::id::SessionId;
 use session_layer::testing::logs::LogCapture;
-use session_layer::{Session, SessionError, SessionLayer, SessionStore};
+use session_layer::{Session, SessionError, SessionStore};
 use session_layer_postgres::PostgresStore;
+use session_layer_test_support::app::{call, layer, serve, Reply};
 
 /// The store's acquire and query timeouts in this test.
 const TIMEOUT: Duration = Duration::from_millis(500);
@@ -59,15 +59,11 @@ async fn read(session: Session, Path(key): Path<String>) -> Result<String, Sessi
 }
 
 fn app(store: PostgresStore) -> Router {
-    let layer = SessionLayer::builder(store)
-        .with_plain_http_for_development()
-        .build()
-        .expect("a valid layer");
     Router::new()
         .route("/rw/{key}/{value}", post(read_write))
         .route("/set/{key}/{value}", post(write))
         .route("/get/{key}", get(read))
-        .layer(layer)
+        .layer(layer(store))
 }
 
 #[derive(Default)]

@@ -1,8 +1,8 @@
 //! Shared by the PostgreSQL test binaries: connecting (or skipping), a fresh schema per run,
-//! a small axum app served on loopback, and a private PostgreSQL cluster.
+//! and a private PostgreSQL cluster. The app they serve, and the checks every SQL store runs
+//! the same way, are in `session-layer-test-support`.
 #![allow(dead_code)]
 
-pub(crate) mod app;
 pub(crate) mod cluster;
 
 use std::sync::OnceLock;

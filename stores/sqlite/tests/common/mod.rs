@@ -1,8 +1,6 @@
-//! Shared by the SQLite test binaries: a store in a temporary directory, a small axum app
-//! served on loopback, and log capture.
+//! Shared by the SQLite test binaries: a store in a temporary directory. The app they serve,
+//! and the checks every SQL store runs the same way, are in `session-layer-test-support`.
 #![allow(dead_code)]
-
-pub(crate) mod app;
 
 use std::path::{Path, PathBuf};
 

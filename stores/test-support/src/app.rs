@@ -12,18 +12,24 @@ use session_layer::{Session, SessionError, SessionLayer, SessionStore};
 /// `GET /get/{key}` reads a value ("none" if absent); `POST /set/{key}/{value}` writes one
 /// without reading; `POST /login/{user}` rotates the ID and sets the owner; `POST /logout`
 /// destroys the session; `POST /slow/{key}/{value}` reads, waits 300 ms, then writes.
-pub(crate) fn router(store: impl SessionStore) -> Router {
-    let layer = SessionLayer::builder(store)
-        .with_plain_http_for_development()
-        .build()
-        .expect("a valid layer");
+pub fn router(store: impl SessionStore) -> Router {
     Router::new()
         .route("/get/{key}", get(read))
         .route("/set/{key}/{value}", post(write))
         .route("/login/{user}", post(login))
         .route("/logout", post(logout))
         .route("/slow/{key}/{value}", post(slow_write))
-        .layer(layer)
+        .layer(layer(store))
+}
+
+/// The session layer over `store` with the defaults, but for plain HTTP: the tests talk to
+/// the app over `http://127.0.0.1`, where a `Secure` cookie would never come back, and
+/// [`call`] finds the cookie under the name this gives it, `session`.
+pub fn layer(store: impl SessionStore) -> SessionLayer {
+    SessionLayer::builder(store)
+        .with_plain_http_for_development()
+        .build()
+        .expect("a valid layer")
 }
 
 async fn read(session: Session, Path(key): Path<String>) -> Result<String, SessionError> {
@@ -63,7 +69,11 @@ async fn logout(session: Session) -> &'static str {
 }
 
 /// Serves `router` on 127.0.0.1 on a free port until the test's runtime ends.
-pub(crate) async fn serve(router: Router) -> SocketAddr {
+///
+/// # Panics
+///
+/// When no loopback port can be bound.
+pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
@@ -76,15 +86,21 @@ pub(crate) async fn serve(router: Router) -> SocketAddr {
 
 /// What a test needs from one response.
 #[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
+pub struct Reply {
+    /// The response's status.
+    pub status: StatusCode,
     /// The session cookie's new value, if the response set one (empty for a removal).
-    pub(crate) cookie: Option<String>,
-    pub(crate) body: String,
+    pub cookie: Option<String>,
+    /// The response's body, as text.
+    pub body: String,
 }
 
 /// Sends one request, with the session cookie `cookie` if given.
-pub(crate) async fn call(
+///
+/// # Panics
+///
+/// When the app does not answer, or sets the session cookie more than once.
+pub async fn call(
     client: &reqwest::Client,
     addr: SocketAddr,
     method: reqwest::Method,
