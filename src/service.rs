@@ -162,8 +162,9 @@ async fn finish<B: Default>(session: &Session, response: &mut Response<B>) {
     write_cookie(session, response, out);
 }
 
-/// What to say about the cookie when the request needs no store call at the end, or `None`
-/// when it needs one: the same answers [`save`] gives for a request that changed nothing.
+/// What to say about the cookie when the request needs no store call at the end (it changed
+/// nothing), or `None` when it needs one. [`save`] asks this first, and the response future
+/// asks it before boxing the save at all.
 fn decide_without_store(session: &Session) -> Option<CookieOut> {
     let inner = session.inner();
     #[cfg(feature = "client-side")]
@@ -250,6 +251,10 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     if let Some(sealing) = &inner.shared.client_side {
         return crate::client_side::save(session, sealing).await;
     }
+    // A request that changed nothing needs no store call: one place decides what it says.
+    if let Some(out) = decide_without_store(session) {
+        return Ok(out);
+    }
     let (destroyed, rotate, mut change) = {
         let state = session.state();
         (state.destroyed, state.rotate, state.change.clone())
@@ -320,12 +325,6 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         return Err(collision_error());
     }
 
-    if change.is_empty() {
-        return Ok(match loaded {
-            Some(record) if touched_by_load => CookieOut::Set(id.clone(), record.meta.clone()),
-            _ => CookieOut::Keep,
-        });
-    }
     let meta = match loaded {
         Some(_) => store.update(&key, &change, now).await?,
         // A write without a read: one call checks the limits, applies the change and
