@@ -9,178 +9,44 @@
 //! The server writes every acknowledged command to its append-only file before answering
 //! (`appendfsync always`), as a Redis that must not lose sessions would be run, so a
 //! killed server comes back with what it acknowledged.
+//!
+//! The load, the checks and the fault schedule are in `session_layer_test_support::faults`;
+//! this file starts the server, opens the store and sets the timings.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::Path;
-use axum::routing::post;
-use common::{routes, serve, Client, RedisServer, Reply};
-use session_layer::id::SessionId;
+use common::RedisServer;
 use session_layer::testing::logs::LogCapture;
-use session_layer::{Session, SessionError, SessionLayer, SessionStore};
+use session_layer_test_support::faults::{self, Plan, Server};
 
 /// The store's per-command timeout in this test.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
-/// The longest any answer may take: a load and a save, each bounded by the timeout, plus
-/// scheduling slack on a busy two-core machine.
-const PROMPT: Duration = Duration::from_millis(2_000);
-const CLIENTS: usize = 4;
-const SESSIONS_PER_CLIENT: usize = 8;
 
-/// Reads the session's owner, then writes `key`: a read-modify-write, two round trips.
-async fn read_write(
-    session: Session,
-    Path((key, value)): Path<(String, String)>,
-) -> Result<String, SessionError> {
-    let owner: Option<String> = session.get("owner").await?;
-    session.insert(&key, value).await?;
-    Ok(owner.unwrap_or_else(|| "none".into()))
-}
-
-#[derive(Default)]
-struct Tally {
-    ok: usize,
-    failed: usize,
-    slowest: Duration,
-    /// Writes acknowledged during the run: (client, session, key, value).
-    acked: Vec<(usize, usize, String, String)>,
-    /// Sessions created during the run: (owner, cookie).
-    created: Vec<(String, String)>,
-    failures: Vec<String>,
-}
-
-/// One client: a steady stream of read-modify-writes on its sessions, and every fifth
-/// request a new session, until told to stop.
-async fn stream(
-    client: Client,
-    c: usize,
-    cookies: Vec<String>,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Mutex<Tally>>,
-    logs: &'static LogCapture,
-) {
-    let mut n = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let creates = n.is_multiple_of(5);
-        let s = n % cookies.len();
-        let (path, cookie) = if creates {
-            (format!("/set/owner/{c}-new-{n}"), None)
-        } else {
-            (format!("/rw/k{n}/{c}-{s}-{n}"), Some(cookies[s].as_str()))
-        };
-        let started = Instant::now();
-        let reply = tokio::time::timeout(PROMPT * 3, async {
-            if creates {
-                client.post(&path, None).await
-            } else {
-                client.post(&path, cookie).await
-            }
-        })
-        .await;
-        let took = started.elapsed();
-        {
-            let mut tally = tally.lock().unwrap();
-            tally.slowest = tally.slowest.max(took);
-            match reply {
-                Ok(reply) => {
-                    if let Some(value) = reply.cookie.as_deref().filter(|v| !v.is_empty()) {
-                        logs.forbid("cookie value issued", value);
-                    }
-                    check(&mut tally, c, s, creates, &path, reply, took);
-                }
-                Err(_) => tally
-                    .failures
-                    .push(format!("client {c}: a request hung for {took:?}")),
-            }
-        }
-        tokio::task::yield_now().await;
+/// The server's controls: a kill, a fresh `redis-server` reading the append-only file.
+impl Server for RedisServer {
+    fn stop(&mut self) {
+        RedisServer::stop(self);
     }
-}
 
-fn check(
-    tally: &mut Tally,
-    c: usize,
-    s: usize,
-    creates: bool,
-    path: &str,
-    reply: Reply,
-    took: Duration,
-) {
-    let what = if creates {
-        "a new session"
-    } else {
-        "a read-modify-write"
-    };
-    if took > PROMPT {
-        tally
-            .failures
-            .push(format!("client {c}: {what} took {took:?}, past {PROMPT:?}"));
+    fn restart(&mut self) {
+        RedisServer::restart(self);
     }
-    match reply.status {
-        200 if creates => match reply.cookie {
-            Some(cookie) if !cookie.is_empty() => {
-                let owner = path.trim_start_matches("/set/owner/").to_owned();
-                tally.created.push((owner, cookie));
-                tally.ok += 1;
-            }
-            _ => tally
-                .failures
-                .push(format!("client {c}: {what} answered 200 without a cookie")),
-        },
-        200 => {
-            if reply.body != format!("{c}-{s}") {
-                tally.failures.push(format!(
-                    "client {c}: session {s} read as {:?}: a silent sign-out",
-                    reply.body
-                ));
-            } else if reply.cookie.is_some() {
-                tally
-                    .failures
-                    .push(format!("client {c}: session {s} got a new cookie"));
-            } else {
-                let (key, value) = path
-                    .trim_start_matches("/rw/")
-                    .split_once('/')
-                    .expect("key/value");
-                tally.acked.push((c, s, key.to_owned(), value.to_owned()));
-                tally.ok += 1;
-            }
-        }
-        500..=599 => {
-            if reply.cookie.is_some() {
-                tally.failures.push(format!(
-                    "client {c}: {what} failed with {} but set a cookie",
-                    reply.status
-                ));
-            }
-            tally.failed += 1;
-        }
-        other => tally
-            .failures
-            .push(format!("client {c}: {what} answered {other}")),
-    }
-}
 
-async fn restart(server: RedisServer, down_for: Duration) -> RedisServer {
-    tokio::time::sleep(down_for).await;
-    tokio::task::spawn_blocking(move || {
-        let mut server = server;
-        server.restart();
-        server
-    })
-    .await
-    .expect("restart the server")
+    fn freeze(&mut self) {
+        self.pause();
+    }
+
+    fn thaw(&mut self) {
+        self.resume();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_and_stalls_under_load_fail_promptly_and_lose_nothing_acknowledged() {
     let logs = LogCapture::global();
-    let Some(mut server) = RedisServer::start_durable() else {
+    let Some(server) = RedisServer::start_durable() else {
         return;
     };
     let store = session_layer_redis::RedisStore::builder(server.url())
@@ -189,157 +55,16 @@ async fn kills_and_stalls_under_load_fail_promptly_and_lose_nothing_acknowledged
         .connect()
         .await
         .expect("connect to the private redis-server");
-    let layer = SessionLayer::builder(store.clone())
-        .with_plain_http_for_development()
-        .build()
-        .unwrap();
-    let app = routes()
-        .route("/rw/{key}/{value}", post(read_write))
-        .layer(layer);
-    let client = Client::new(serve(app).await);
-
-    // Sessions created before any fault, each with its owner.
-    let mut sessions = Vec::new();
-    for c in 0..CLIENTS {
-        let mut cookies = Vec::new();
-        for s in 0..SESSIONS_PER_CLIENT {
-            let reply = client.post(&format!("/set/owner/{c}-{s}"), None).await;
-            assert_eq!(reply.status, 200);
-            let cookie = reply.cookie.expect("a new session");
-            logs.forbid("cookie value issued", &cookie);
-            cookies.push(cookie);
-        }
-        sessions.push(cookies);
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (c, cookies) in sessions.iter().enumerate() {
-        tasks.spawn(stream(
-            client.clone(),
-            c,
-            cookies.clone(),
-            stop.clone(),
-            tally.clone(),
-            logs,
-        ));
-    }
-
-    // The faults, while the clients keep sending.
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    server.stop();
-    server = restart(server, Duration::from_secs(1)).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.pause();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    server.resume();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    server.stop();
-    let _server = restart(server, Duration::from_millis(500)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
-    while let Some(done) = tasks.join_next().await {
-        done.expect("a client task");
-    }
-    let ran = started.elapsed();
-
-    // The same app process serves again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = client.get("/get/owner", Some(&sessions[0][0])).await;
-        if reply.status == 200 {
-            assert_eq!(reply.body, "0-0", "the session did not survive the faults");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "service did not come back: {reply:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
-    assert!(
-        tally.failures.is_empty(),
-        "{} failures, first ones:\n  {}",
-        tally.failures.len(),
-        tally
-            .failures
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n  ")
-    );
-    assert!(
-        tally.failed > 0,
-        "no request failed: the faults did not bite"
-    );
-    assert!(tally.ok > 0, "no request succeeded");
-
-    // Every session from before the faults holds its owner and every acknowledged write.
-    let now = time::OffsetDateTime::now_utc();
-    let key = |cookie: &str| SessionId::parse(cookie.as_bytes()).unwrap().storage_key();
-    let mut verified = 0;
-    for (c, cookies) in sessions.iter().enumerate() {
-        for (s, cookie) in cookies.iter().enumerate() {
-            let record = store
-                .load(&key(cookie), now)
-                .await
-                .expect("Redis is back")
-                .unwrap_or_else(|| panic!("session {c}-{s} from before the faults is gone"));
-            assert_eq!(
-                record.data()["owner"],
-                serde_json::json!(format!("{c}-{s}")),
-                "session {c}-{s} changed owner"
-            );
-            for (_, _, k, v) in tally
-                .acked
-                .iter()
-                .filter(|(ac, as_, ..)| (*ac, *as_) == (c, s))
-            {
-                assert_eq!(
-                    record.data().get(k),
-                    Some(&serde_json::json!(v)),
-                    "session {c}-{s} lost an acknowledged write"
-                );
-                verified += 1;
-            }
-            let reply = client.get("/get/owner", Some(cookie)).await;
-            assert_eq!(
-                (reply.status, reply.body.as_str()),
-                (200, format!("{c}-{s}").as_str())
-            );
-        }
-    }
-    // Every cookie issued during the faults names a stored session.
-    for (owner, cookie) in &tally.created {
-        let record = store.load(&key(cookie), now).await.expect("Redis is back");
-        let record =
-            record.unwrap_or_else(|| panic!("session {owner}: a cookie for an unsaved ID"));
-        assert_eq!(record.data()["owner"], serde_json::json!(owner));
-    }
-
-    logs.assert_clean();
-    assert!(
-        logs.contains("session_layer"),
-        "the failures were not logged, so the log check proves nothing"
-    );
-    println!(
-        "hostile: Redis faults under load: 3 faults (2 kills and restarts, 1 freeze) in \
-         {ran:.1?}, {} requests from {CLIENTS} clients: {} succeeded ({verified} acknowledged \
-         writes and {} new sessions all found afterwards), {} failed promptly (slowest answer \
-         {:?}) without a cookie; {} sessions from before the faults intact; {} log lines \
-         free of {} secret forms",
-        tally.ok + tally.failed,
-        tally.ok,
-        tally.created.len(),
-        tally.failed,
-        tally.slowest,
-        CLIENTS * SESSIONS_PER_CLIENT,
-        logs.lines(),
-        logs.secrets(),
-    );
+    let plan = Plan {
+        name: "Redis",
+        stops: "kills and restarts",
+        // A load and a save, each bounded by the timeout, plus scheduling slack on a busy
+        // two-core machine.
+        prompt: Duration::from_millis(2_000),
+        first_fault_after: Duration::from_millis(500),
+        between_faults: Duration::from_millis(700),
+        after_last_fault: Duration::from_secs(1),
+        recovery: Duration::from_secs(10),
+    };
+    faults::fail_promptly_and_lose_nothing_acknowledged(store, server, &plan, logs).await;
 }

@@ -37,7 +37,7 @@ async fn read(session: Session, Path(key): Path<String>) -> Result<String, Sessi
     Ok(value.map_or_else(|| "none".to_owned(), |v| v.to_string()))
 }
 
-async fn write(
+pub(crate) async fn write(
     session: Session,
     Path((key, value)): Path<(String, String)>,
 ) -> Result<&'static str, SessionError> {

@@ -9,6 +9,7 @@
 //! | [`app`] | the app ([`app::router`]), serving it ([`app::serve`]) and one request ([`app::call`]) |
 //! | [`http`] | over real HTTP: no cookie value in the rows or the logs, rotation, logout racing a save |
 //! | [`load`] | 10,000 concurrent writes over 1,000 sessions, every one kept |
+//! | [`faults`] | the server behind a store stopped, frozen and stopped again under load: prompt failures, nothing acknowledged lost (the Redis store's too) |
 //! | [`hostile`] | malformed IDs never reach the store; concurrent rotations and sign-outs lose nothing |
 //! | [`fuzz`] | a store's fuzz target run on its seeds and generated inputs, on stable Rust (the Redis store's too) |
 //!
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod app;
+pub mod faults;
 pub mod fuzz;
 pub mod hostile;
 pub mod http;
