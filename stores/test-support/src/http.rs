@@ -8,26 +8,27 @@
 //! use session_layer::id::StorageKey;
 //! use session_layer_test_support::http::{self, Rows};
 //!
-//! /// A store's table, read with the store's own pool.
-//! #[derive(Debug)]
-//! struct Table;
+//! /// A store's rows as the store crate reads them. A SQL store runs its own queries here
+//! /// (`SELECT EXISTS (SELECT 1 FROM sessions WHERE key = $1)`, `SELECT t::text FROM
+//! /// sessions t`); this one keeps them in memory.
+//! #[derive(Debug, Default)]
+//! struct Table(std::sync::Mutex<Vec<(StorageKey, String)>>);
 //!
 //! #[async_trait::async_trait]
 //! impl Rows for Table {
 //!     async fn holds(&self, key: &StorageKey) -> bool {
-//!         // SELECT EXISTS (SELECT 1 FROM sessions WHERE key = $1)
-//! #       unimplemented!()
+//!         self.0.lock().unwrap().iter().any(|(k, _)| k == key)
 //!     }
 //!     async fn all_as_text(&self) -> Vec<String> {
-//!         // SELECT t::text FROM sessions t
-//! #       unimplemented!()
+//!         self.0.lock().unwrap().iter().map(|(_, row)| row.clone()).collect()
 //!     }
 //! }
 //!
 //! #[tokio::test]
 //! async fn rotation_at_login_deletes_the_old_row_and_the_old_id_is_anonymous() {
 //!     let store = session_layer::MemoryStore::default();
-//!     http::rotation_at_login_deletes_the_old_row_and_the_old_id_is_anonymous(store, &Table)
+//!     let table = Table::default();
+//!     http::rotation_at_login_deletes_the_old_row_and_the_old_id_is_anonymous(store, &table)
 //!         .await;
 //! }
 //! # fn main() {}
