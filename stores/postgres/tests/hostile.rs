@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use session_layer_postgres::PostgresStore;
-use session_layer_test_support::hostile;
+use session_layer_test_support::hostile::{self, Pace};
 
 /// A store on a table of its own, or `None` to skip.
 async fn own_table() -> Option<PostgresStore> {
@@ -38,6 +38,7 @@ async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_noth
     hostile::ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing(
         store,
         "PostgreSQL",
+        Pace::SQL,
     )
     .await;
 }
@@ -47,6 +48,10 @@ async fn a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id() {
     let Some(store) = own_table().await else {
         return;
     };
-    hostile::a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id(store, "PostgreSQL")
-        .await;
+    hostile::a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id(
+        store,
+        "PostgreSQL",
+        Pace::SQL,
+    )
+    .await;
 }

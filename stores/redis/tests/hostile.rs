@@ -12,10 +12,10 @@ use axum::Router;
 use common::{routes, RedisServer};
 use redis::AsyncCommands;
 use session_layer::id::SessionId;
-use session_layer::testing::concurrency::{run_mix, Mix};
 use session_layer::testing::hostile::HostileInputs;
 use session_layer::{SessionLayer, DEV_COOKIE_NAME};
 use session_layer_redis::RedisStore;
+use session_layer_test_support::hostile::{self, malformed, Pace};
 use tower::ServiceExt as _;
 
 fn app(store: RedisStore) -> Router {
@@ -57,18 +57,6 @@ async fn send(
         .await
         .unwrap();
     (status, String::from_utf8_lossy(&body).into_owned(), cookie)
-}
-
-/// Whether `value`, sent as the session cookie's value, names no well-formed ID: not as it
-/// is, not between quotes, and not as a second cookie after a `;`.
-fn malformed(value: &[u8]) -> bool {
-    let unquoted = value
-        .strip_prefix(b"\"")
-        .and_then(|v| v.strip_suffix(b"\""))
-        .unwrap_or(value);
-    !value.contains(&b';')
-        && SessionId::parse(value).is_none()
-        && SessionId::parse(unquoted).is_none()
 }
 
 /// Commands Redis ran since the last call, leaving out the test's own `INFO` and `CONFIG`.
@@ -248,59 +236,37 @@ async fn sign_in_and_sign_out_leave_nothing_of_the_old_id_in_redis() {
     assert_eq!(who, "anonymous");
 }
 
+/// The shared server, with a command timeout for correctness under concurrency rather
+/// than latency: a debug build on a busy machine can take longer per command than a
+/// production timeout allows.
+async fn loaded_store() -> Option<RedisStore> {
+    common::shared_store_with(|b| b.with_command_timeout(Duration::from_secs(20))).await
+}
+
+/// How hard the mixes press Redis: more in flight than the SQL stores, a shorter deadline.
+const REDIS_PACE: Pace = Pace {
+    in_flight: 512,
+    deadline: Duration::from_secs(120),
+};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    // Correctness under concurrency, not latency: a debug build on a busy machine can take
-    // longer per command than a production timeout allows.
-    let store = match RedisStore::builder(url.as_str())
-        .with_key_prefix("session-layer-test:")
-        .with_command_timeout(Duration::from_secs(20))
-        .connect()
-        .await
-    {
-        Ok(store) => store,
-        Err(e) => {
-            common::skip::<()>(&format!("no Redis at REDIS_URL or 127.0.0.1:6379 ({e})"));
-            return;
-        }
+    let Some(store) = loaded_store().await else {
+        return;
     };
-    let mix = Mix::default()
-        .with_in_flight(512)
-        .with_deadline(Duration::from_secs(120));
-    let report = run_mix(store, &mix).await;
-    assert_eq!(report.requests, 10_000);
-    assert_eq!(report.writes_verified, report.writes_acknowledged);
-    assert_eq!((report.rotations, report.sign_outs), (200, 200));
-    println!("hostile: Redis concurrency: {report}");
+    hostile::ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing(
+        store, "Redis", REDIS_PACE,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id() {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    // Correctness under concurrency, not latency: a debug build on a busy machine can take
-    // longer per command than a production timeout allows.
-    let store = match RedisStore::builder(url.as_str())
-        .with_key_prefix("session-layer-test:")
-        .with_command_timeout(Duration::from_secs(20))
-        .connect()
-        .await
-    {
-        Ok(store) => store,
-        Err(e) => {
-            common::skip::<()>(&format!("no Redis at REDIS_URL or 127.0.0.1:6379 ({e})"));
-            return;
-        }
+    let Some(store) = loaded_store().await else {
+        return;
     };
-    // Ten sessions of 100 concurrent requests each; in two of them one request rotates.
-    let mix = Mix::default()
-        .with_sessions(10)
-        .with_requests(1_000)
-        .with_in_flight(512)
-        .with_deadline(Duration::from_secs(120));
-    let report = run_mix(store, &mix).await;
-    assert_eq!(report.requests, 1_000);
-    assert_eq!(report.writes_verified, report.writes_acknowledged);
-    assert_eq!((report.rotations, report.sign_outs), (2, 2));
-    println!("hostile: Redis, 100 requests racing each rotation: {report}");
+    hostile::a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id(
+        store, "Redis", REDIS_PACE,
+    )
+    .await;
 }

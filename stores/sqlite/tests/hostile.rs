@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::TempStore;
 use session_layer_sqlite::SqliteStore;
-use session_layer_test_support::hostile;
+use session_layer_test_support::hostile::{self, Pace};
 
 /// A store whose query timeout covers the queue for SQLite's one writer, not one write:
 /// under these loads requests wait for it.
@@ -28,6 +28,7 @@ async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_noth
     hostile::ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing(
         temp.store.clone(),
         "SQLite",
+        Pace::SQL,
     )
     .await;
 }
@@ -38,6 +39,7 @@ async fn a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id() {
     hostile::a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id(
         temp.store.clone(),
         "SQLite",
+        Pace::SQL,
     )
     .await;
 }

@@ -27,9 +27,28 @@ use session_layer::SessionStore;
 
 use crate::app::{call, router, serve};
 
+/// How hard a concurrency check presses its store: requests in flight at once, and the
+/// time the whole run may take before it counts as a deadlock.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Requests in flight at once.
+    pub in_flight: usize,
+    /// The longest the run may take.
+    pub deadline: Duration,
+}
+
+impl Pace {
+    /// What the SQL stores use: 256 in flight, within 240 s.
+    pub const SQL: Self = Self {
+        in_flight: 256,
+        deadline: Duration::from_secs(240),
+    };
+}
+
 /// Whether `value`, sent as the session cookie's value, names no well-formed ID: not as it
 /// is, not between quotes, and not as a second cookie after a `;`.
-fn malformed(value: &[u8]) -> bool {
+#[must_use]
+pub fn malformed(value: &[u8]) -> bool {
     let unquoted = value
         .strip_prefix(b"\"")
         .and_then(|v| v.strip_suffix(b"\""))
@@ -94,9 +113,9 @@ pub async fn malformed_ids_are_anonymous_and_never_reach_the_store<S: SessionSto
     println!("hostile: {sent} malformed session IDs sent to the {backend} store, none reached it");
 }
 
-/// Runs the default [`Mix`] (10,000 requests over 1,000 sessions, 256 in flight, within
-/// 240 s) on `store`: every acknowledged write is found, with 200 rotations and 200
-/// sign-outs. Prints `hostile: {backend} concurrency: …`.
+/// Runs the default [`Mix`] (10,000 requests over 1,000 sessions) at `pace` on `store`:
+/// every acknowledged write is found, with 200 rotations and 200 sign-outs. Prints
+/// `hostile: {backend} concurrency: …`.
 ///
 /// # Panics
 ///
@@ -105,12 +124,13 @@ pub async fn malformed_ids_are_anonymous_and_never_reach_the_store<S: SessionSto
 pub async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing<S>(
     store: S,
     backend: &str,
+    pace: Pace,
 ) where
     S: SessionStore + Clone,
 {
     let mix = Mix::default()
-        .with_in_flight(256)
-        .with_deadline(Duration::from_secs(240));
+        .with_in_flight(pace.in_flight)
+        .with_deadline(pace.deadline);
     let report = run_mix(store, &mix).await;
     assert_eq!(report.requests, 10_000);
     assert_eq!(report.writes_verified, report.writes_acknowledged);
@@ -129,14 +149,15 @@ pub async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_
 pub async fn a_hundred_concurrent_requests_while_one_rotates_leave_one_new_id<S>(
     store: S,
     backend: &str,
+    pace: Pace,
 ) where
     S: SessionStore + Clone,
 {
     let mix = Mix::default()
         .with_sessions(10)
         .with_requests(1_000)
-        .with_in_flight(256)
-        .with_deadline(Duration::from_secs(240));
+        .with_in_flight(pace.in_flight)
+        .with_deadline(pace.deadline);
     let report = run_mix(store, &mix).await;
     assert_eq!(report.requests, 1_000);
     assert_eq!(report.writes_verified, report.writes_acknowledged);

@@ -12,7 +12,7 @@ use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::Router;
 use session_layer::{Session, SessionError, SessionLayer, DEV_COOKIE_NAME};
-use session_layer_redis::RedisStore;
+use session_layer_redis::{RedisStore, RedisStoreBuilder};
 
 /// Skips a test outside CI (after saying why) and fails it in CI, where every server the
 /// tests need must be there.
@@ -26,9 +26,15 @@ pub(crate) fn skip<T>(reason: &str) -> Option<T> {
 
 /// The shared server of `REDIS_URL` (default `redis://127.0.0.1:6379`), under a test prefix.
 pub(crate) async fn shared_store() -> Option<RedisStore> {
+    shared_store_with(|b| b).await
+}
+
+/// [`shared_store`], with more settings.
+pub(crate) async fn shared_store_with(
+    settings: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder,
+) -> Option<RedisStore> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    match RedisStore::builder(url.as_str())
-        .with_key_prefix("session-layer-test:")
+    match settings(RedisStore::builder(url.as_str()).with_key_prefix("session-layer-test:"))
         .connect()
         .await
     {
