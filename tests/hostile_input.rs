@@ -16,7 +16,7 @@ use serde_json::json;
 use session_layer::clock::Clock as _;
 use session_layer::id::{SessionId, StorageKey};
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo};
+use session_layer::store::{Rotated, SessionInfo, TouchRule, WriteRules, Written};
 use session_layer::{MemoryStore, SessionLayer, SessionStore, StoreError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -263,6 +263,23 @@ impl SessionStore for Taken {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         self.inner.delete_by_user(user, except, now).await
+    }
+    async fn load_touching(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        self.inner.load_touching(key, now, rule).await
+    }
+    async fn write(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        self.inner.write(key, change, rules, now).await
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo};
+use session_layer::store::{Rotated, SessionInfo, TouchRule, WriteRules, Written};
 use session_layer::{SessionStore, StoreError};
 use session_layer_sqlite::{SqliteStore, SqliteStoreBuilder};
 use tempfile::TempDir;
@@ -104,5 +104,22 @@ impl SessionStore for TempStore {
     }
     async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
         self.store.delete_expired(now, batch).await
+    }
+    async fn load_touching(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        self.store.load_touching(key, now, rule).await
+    }
+    async fn write(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        self.store.write(key, change, rules, now).await
     }
 }
