@@ -29,12 +29,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+
 use time::OffsetDateTime;
 
 use super::{
     Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, Totals, TouchRule, WriteRules,
     Written,
 };
+use crate::clock::millis;
 use crate::id::StorageKey;
 use crate::record::{Change, Metadata, Record};
 
@@ -290,17 +292,16 @@ impl SessionStore for MemoryStore {
         rule: &TouchRule,
     ) -> Result<Option<Record>, StoreError> {
         {
+            let now = millis::of(now);
             let mut shard = self.shard(key);
             match shard.get_mut(key) {
                 None => return Ok(None),
-                Some(packed) if packed.is_live(now) => {
-                    let mut record = packed.record();
-                    if let Some(touch) = rule.due(&record.meta, now) {
-                        packed.touch(touch.seen, touch.idle_deadline);
-                        record.meta.last_seen = touch.seen;
-                        record.meta.idle_deadline = touch.idle_deadline;
+                Some(packed) if packed.is_live_at(now) => {
+                    // Decided and written on the packed times; only the result unpacks.
+                    if let Some(idle_deadline) = packed.due(rule, now) {
+                        packed.touch_at(now, idle_deadline);
                     }
-                    return Ok(Some(record));
+                    return Ok(Some(packed.record()));
                 }
                 Some(_) => {}
             }
@@ -323,9 +324,12 @@ impl SessionStore for MemoryStore {
                 return Ok(Written::Gone);
             };
             let mut record = packed.record();
-            let after = Totals::after(record.data(), change);
-            if change.touches_data() && !rules.limits.allow(Totals::of(record.data()), after) {
-                return Ok(Written::TooLarge(after));
+            if change.touches_data() {
+                let before = Totals::of(record.data());
+                let after = before.then(record.data(), change);
+                if !rules.limits.allow(before, after) {
+                    return Ok(Written::TooLarge(after));
+                }
             }
             let before = change.user.as_ref().and(record.meta.user.clone());
             change.apply_to(&mut record);

@@ -203,9 +203,12 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         let Some(record) = self.load(key, now).await? else {
             return Ok(Written::Gone);
         };
-        let after = Totals::after(record.data(), change);
-        if change.touches_data() && !rules.limits.allow(Totals::of(record.data()), after) {
-            return Ok(Written::TooLarge(after));
+        if change.touches_data() {
+            let before = Totals::of(record.data());
+            let after = before.then(record.data(), change);
+            if !rules.limits.allow(before, after) {
+                return Ok(Written::TooLarge(after));
+            }
         }
         let mut change = change.clone();
         if change.touch.is_none() {

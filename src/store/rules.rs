@@ -158,11 +158,17 @@ impl Totals {
     /// What `data` adds up to once `change` is applied to it.
     #[must_use]
     pub fn after(data: &Map<String, Value>, change: &Change) -> Self {
-        let mut totals = if change.clear {
-            Self::default()
+        if change.clear {
+            Self::default().then(data, change)
         } else {
-            Self::of(data)
-        };
+            Self::of(data).then(data, change)
+        }
+    }
+
+    /// What `data`, which adds up to `self`, adds up to once `change` is applied: for a
+    /// caller that needs both totals and should count the stored values once.
+    pub(crate) fn then(self, data: &Map<String, Value>, change: &Change) -> Self {
+        let mut totals = if change.clear { Self::default() } else { self };
         let stored = |key: &str| (!change.clear).then(|| data.get(key)).flatten();
         for key in &change.remove {
             if let Some(old) = stored(key) {

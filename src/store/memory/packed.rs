@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::clock::millis;
 use crate::record::{Change, Metadata, Record};
+use crate::store::TouchRule;
 
 const CREATED: usize = 0;
 const LAST_SEEN: usize = 8;
@@ -33,9 +34,12 @@ pub(super) struct Packed(Box<[u8]>);
 
 impl Packed {
     pub(super) fn new(record: &Record) -> Self {
+        Self(pack(|out| Self::write(record, out)))
+    }
+
+    fn write(record: &Record, out: &mut Vec<u8>) {
         let m = &record.meta;
         let user = m.user.as_deref();
-        let mut out = Vec::with_capacity(HEADER + 4 + user.map_or(0, str::len) + 32);
         for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
             out.extend_from_slice(&millis::of(t).to_le_bytes());
         }
@@ -45,9 +49,8 @@ impl Packed {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(user.as_bytes());
         }
-        serde_json::to_writer(&mut out, record.data())
+        serde_json::to_writer(out, record.data())
             .expect("a JSON map of JSON values always serializes");
-        Self(out.into_boxed_slice())
     }
 
     fn time(&self, at: usize) -> i64 {
@@ -63,6 +66,28 @@ impl Packed {
     /// Whether the session is alive at `now`: both deadlines lie after it.
     pub(super) fn is_live(&self, now: OffsetDateTime) -> bool {
         millis::of(now) < self.time(IDLE).min(self.time(ABSOLUTE))
+    }
+
+    /// As [`is_live`](Self::is_live), with `now` in milliseconds.
+    pub(super) fn is_live_at(&self, now: i64) -> bool {
+        now < self.time(IDLE).min(self.time(ABSOLUTE))
+    }
+
+    /// The touch `rule` calls for at `now` (milliseconds), as the new idle deadline, or
+    /// `None` if it would move by `step` or less: [`TouchRule::due`] on the packed fields,
+    /// without unpacking the times.
+    pub(super) fn due(&self, rule: &TouchRule, now: i64) -> Option<i64> {
+        let persistent = self.0[FLAGS] & PERSISTENT != 0;
+        let idle = now
+            .saturating_add(whole_millis(rule.idle_for(persistent)))
+            .min(self.time(ABSOLUTE));
+        (idle - self.time(IDLE) > whole_millis(rule.step)).then_some(idle)
+    }
+
+    /// Records activity at `now` with the idle deadline [`due`](Self::due) gave, in place.
+    pub(super) fn touch_at(&mut self, now: i64, idle_deadline: i64) {
+        self.0[LAST_SEEN..LAST_SEEN + 8].copy_from_slice(&now.to_le_bytes());
+        self.0[IDLE..IDLE + 8].copy_from_slice(&idle_deadline.to_le_bytes());
     }
 
     /// The owner, if any.
@@ -114,29 +139,7 @@ impl Packed {
                     std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
                 }),
             };
-            let mut out = Vec::with_capacity(self.0.len() + 64);
-            out.extend_from_slice(&self.0[..FLAGS]);
-            let persistent = self.0[FLAGS] & PERSISTENT;
-            out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
-            if let Some(user) = user {
-                let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
-                out.extend_from_slice(&len.to_le_bytes());
-                out.extend_from_slice(user.as_bytes());
-            }
-            if change.touches_data() {
-                let mut data: Map<String, Value> = if change.clear {
-                    Map::new()
-                } else {
-                    serde_json::from_slice(&self.0[data_start..])
-                        .expect("the store wrote this JSON")
-                };
-                change.apply_data(&mut data);
-                serde_json::to_writer(&mut out, &data)
-                    .expect("a JSON map of JSON values always serializes");
-            } else {
-                out.extend_from_slice(&self.0[data_start..]);
-            }
-            self.0 = out.into_boxed_slice();
+            self.0 = pack(|out| self.repack(change, user, data_start, out));
         }
         if let Some(touch) = change.touch {
             self.touch(touch.seen, touch.idle_deadline);
@@ -146,12 +149,65 @@ impl Packed {
         }
     }
 
+    /// Writes this record with `change`'s data and owner into `out`.
+    fn repack(&self, change: &Change, user: Option<&str>, data_start: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0[..FLAGS]);
+        let persistent = self.0[FLAGS] & PERSISTENT;
+        out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
+        if let Some(user) = user {
+            let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(user.as_bytes());
+        }
+        if change.touches_data() {
+            let mut data: Map<String, Value> = if change.clear {
+                Map::new()
+            } else {
+                serde_json::from_slice(&self.0[data_start..]).expect("the store wrote this JSON")
+            };
+            change.apply_data(&mut data);
+            serde_json::to_writer(out, &data).expect("a JSON map of JSON values always serializes");
+        } else {
+            out.extend_from_slice(&self.0[data_start..]);
+        }
+    }
+
     /// Moves `last_seen` and the idle deadline (capped at the absolute one) in place.
     pub(super) fn touch(&mut self, seen: OffsetDateTime, idle_deadline: OffsetDateTime) {
         let absolute = millis::from(self.time(ABSOLUTE)).expect("packed from an OffsetDateTime");
         self.set_time(LAST_SEEN, seen);
         self.set_time(IDLE, idle_deadline.min(absolute));
     }
+}
+
+/// Runs `write` into a reused per-thread buffer and copies the result into one allocation
+/// of the exact size: no growing and no shrinking of a fresh vector per packed record.
+fn pack(write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
+    /// A buffer that grew past this (a large session) is not kept for the next one.
+    const KEEP: usize = 16 * 1024;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        write(buf);
+        let packed = Box::from(&buf[..]);
+        if buf.capacity() > KEEP {
+            *buf = Vec::new();
+        }
+        packed
+    })
+}
+
+/// `d` in whole milliseconds, saturated. Times are whole milliseconds, so a deadline `d`
+/// after one moves exactly as far as `d` rounded down, and a move of whole milliseconds is
+/// longer than `d` exactly when it is longer than `d` rounded down.
+fn whole_millis(d: time::Duration) -> i64 {
+    i64::try_from(d.whole_milliseconds()).unwrap_or(if d.is_negative() {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 #[cfg(test)]
@@ -179,6 +235,40 @@ mod tests {
         assert_eq!(meta.last_seen, now + Duration::hours(23));
         assert_eq!(meta.idle_deadline, now + Duration::days(1));
         assert_eq!(packed.record().data(), record.data());
+    }
+
+    #[test]
+    fn the_packed_touch_decides_as_the_touch_rule_does() {
+        let now = crate::clock::to_millis(OffsetDateTime::now_utc());
+        let rules = [
+            TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1)),
+            TouchRule::new(Duration::seconds(30), Duration::hours(2), Duration::ZERO),
+            TouchRule::new(
+                Duration::milliseconds(1500),
+                Duration::MAX,
+                Duration::microseconds(1500),
+            ),
+        ];
+        for rule in rules {
+            for persistent in [false, true] {
+                for (idle, absolute) in [(5, 3_600), (3_599, 3_600), (60, 86_400), (7_200, 90_000)]
+                {
+                    let mut record = Record::new(
+                        now,
+                        now + Duration::seconds(idle),
+                        now + Duration::seconds(absolute),
+                    );
+                    record.meta.persistent = persistent;
+                    let packed = Packed::new(&record);
+                    for later in [0, 1, 59, 61, 1_800, 3_000, 3_599] {
+                        let at = now + Duration::seconds(later) + Duration::milliseconds(later % 7);
+                        let expected = rule.due(&record.meta, at).map(|t| t.idle_deadline);
+                        let packed_due = packed.due(&rule, millis::of(at));
+                        assert_eq!(packed_due.map(|ms| millis::from(ms).unwrap()), expected);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
