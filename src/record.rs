@@ -20,8 +20,6 @@
 //! assert_eq!(record.data()["cart"], serde_json::json!(["apple"]));
 //! ```
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -29,7 +27,7 @@ use time::OffsetDateTime;
 /// A session's data and metadata, as a store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    data: Arc<Map<String, Value>>,
+    data: Map<String, Value>,
     /// Times, flags and owner of the session.
     pub meta: Metadata,
 }
@@ -82,7 +80,7 @@ impl Record {
         absolute_deadline: OffsetDateTime,
     ) -> Self {
         Self {
-            data: Arc::default(),
+            data: Map::new(),
             meta: Metadata {
                 created: now,
                 last_seen: now,
@@ -97,10 +95,7 @@ impl Record {
     /// Builds a record from parts a store kept apart (for example, columns of a table).
     #[must_use]
     pub fn from_parts(data: Map<String, Value>, meta: Metadata) -> Self {
-        Self {
-            data: Arc::new(data),
-            meta,
-        }
+        Self { data, meta }
     }
 
     /// The session's data: keys to JSON values.
@@ -111,7 +106,7 @@ impl Record {
 
     /// Mutable access to the data (copied first if another clone shares it).
     pub fn data_mut(&mut self) -> &mut Map<String, Value> {
-        Arc::make_mut(&mut self.data)
+        &mut self.data
     }
 
     /// Whether the record is alive at `now`.

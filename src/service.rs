@@ -102,7 +102,7 @@ where
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ReqBody: Send + 'static,
@@ -120,11 +120,10 @@ where
         let session = session_for(self.shared.clone(), req.headers());
         req.extensions_mut().insert(session.clone());
 
-        // The clone is ready only if `self.inner` was; keep the ready one for this call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner future owns what it needs, so the ready service is called in place: no
+        // clone of it per request (a clone of axum's boxed route is an allocation).
         ResponseFuture {
-            inner: inner.call(req),
+            inner: self.inner.call(req),
             session: Some(session),
             finishing: None,
         }
@@ -256,15 +255,20 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         return Ok(out);
     }
     let (destroyed, rotate, mut change) = {
-        let state = session.state();
-        (state.destroyed, state.rotate, state.change.clone())
+        // The request is over: the change moves to the save instead of being copied.
+        let mut state = session.state();
+        (
+            state.destroyed,
+            state.rotate,
+            std::mem::take(&mut state.change),
+        )
     };
     let store = &inner.shared.backend;
     let now = inner.now;
 
     if destroyed {
-        if let Some(id) = &inner.cookie_id {
-            store.delete(&id.storage_key()).await?;
+        if let Some(key) = inner.cookie_key() {
+            store.delete(key).await?;
         }
         return create_or_clear(session, &change).await;
     }
@@ -285,12 +289,11 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     let loaded = loaded.and_then(Option::as_ref);
     let rules = &inner.shared.rules;
     if let Some(record) = loaded.filter(|_| rotate && change.touches_data()) {
-        if !rules.limits.allow(
-            Totals::of(record.data()),
-            Totals::after(record.data(), &change),
-        ) {
+        let before = Totals::of(record.data());
+        let after = before.then(record.data(), &change);
+        if !rules.limits.allow(before, after) {
             // Only reachable through a rotation: `insert` checks loaded sessions itself.
-            return Err(too_large(Totals::after(record.data(), &change)));
+            return Err(too_large(after));
         }
     }
 
@@ -303,7 +306,7 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         });
     }
     let touched_by_load = loaded.is_some_and(|r| renews_cookie(&r.meta, now));
-    let key = id.storage_key();
+    let key = *inner.cookie_key().expect("the cookie named an ID");
 
     if rotate {
         for _ in 0..CREATE_ATTEMPTS {
@@ -454,26 +457,40 @@ fn set_cookie(
     shared.set_cookie.set(value, max_age)
 }
 
-/// Keeps shared caches from storing a response that depends on the session.
+/// Keeps shared caches from storing a response that depends on the session. One lookup per
+/// header: most responses have neither, and get both appended.
 fn mark_private(headers: &mut http::HeaderMap) {
-    let varies = headers.get_all(VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
-        })
-    });
-    if !varies {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    use http::header::Entry;
+    match headers.entry(VARY) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(HeaderValue::from_static("Cookie"));
+        }
+        Entry::Occupied(mut occupied) => {
+            let varies = occupied.iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    v.split(',')
+                        .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+                })
+            });
+            if !varies {
+                occupied.append(HeaderValue::from_static("Cookie"));
+            }
+        }
     }
-    let private = headers.get(CACHE_CONTROL).is_some_and(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|d| {
-                let d = d.trim();
-                d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
-            })
-        })
-    });
-    if !private {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+    match headers.entry(CACHE_CONTROL) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(HeaderValue::from_static("private"));
+        }
+        Entry::Occupied(mut occupied) => {
+            let private = occupied.get().to_str().is_ok_and(|v| {
+                v.split(',').any(|d| {
+                    let d = d.trim();
+                    d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
+                })
+            });
+            if !private {
+                occupied.insert(HeaderValue::from_static("private"));
+            }
+        }
     }
 }

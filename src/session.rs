@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::error::SessionError;
-use crate::id::{SessionHandle, SessionId};
+use crate::id::{SessionHandle, SessionId, StorageKey};
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record};
 use crate::store::{entry_bytes, SessionInfo, Totals};
@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     /// The ID the request's cookie named, if it had the right shape.
     pub(crate) cookie_id: Option<SessionId>,
+    /// The storage key of `cookie_id`, hashed on first use: a request that loads and then
+    /// saves hashes its ID once.
+    cookie_key: std::sync::OnceLock<StorageKey>,
     /// Whether the request carried a cookie of the session's name at all.
     pub(crate) had_cookie: bool,
     /// In client-side mode, the sealed value the request's cookie carried, if well-formed.
@@ -71,6 +74,14 @@ pub(crate) struct State {
     /// Size of the values this request set, as [`entry_bytes`] counts them (a key set twice
     /// counts twice: this only needs to be an upper bound of what they add).
     pub(crate) pending_bytes: usize,
+}
+
+impl Inner {
+    /// The storage key of the ID the cookie named, if it named one.
+    pub(crate) fn cookie_key(&self) -> Option<&StorageKey> {
+        let id = self.cookie_id.as_ref()?;
+        Some(self.cookie_key.get_or_init(|| id.storage_key()))
+    }
 }
 
 impl fmt::Debug for Session {
@@ -102,6 +113,7 @@ impl Session {
             inner: Arc::new(Inner {
                 shared,
                 cookie_id,
+                cookie_key: std::sync::OnceLock::new(),
                 had_cookie,
                 #[cfg(feature = "client-side")]
                 sealed: None,
@@ -129,6 +141,7 @@ impl Session {
             inner: Arc::new(Inner {
                 shared,
                 cookie_id: None,
+                cookie_key: std::sync::OnceLock::new(),
                 had_cookie,
                 sealed,
                 now,
@@ -164,12 +177,12 @@ impl Session {
                 if let Some(sealing) = &inner.shared.client_side {
                     return crate::client_side::load(inner, sealing).await;
                 }
-                let id = inner.cookie_id.as_ref().expect("set when not preloaded");
+                let key = inner.cookie_key().expect("set when not preloaded");
                 // The read's touch, if due, happens here, in the same store call.
                 inner
                     .shared
                     .backend
-                    .load_touching(&id.storage_key(), inner.now, &inner.shared.rules.touch)
+                    .load_touching(key, inner.now, &inner.shared.rules.touch)
                     .await
             })
             .await?;
@@ -457,10 +470,7 @@ impl Session {
     /// session that is not stored yet.
     #[must_use]
     pub fn handle(&self) -> Option<SessionHandle> {
-        self.inner
-            .cookie_id
-            .as_ref()
-            .map(|id| SessionHandle::from(id.storage_key()))
+        self.inner.cookie_key().copied().map(SessionHandle::from)
     }
 
     /// The live sessions of this session's user (empty when no user is set): metadata and

@@ -187,8 +187,13 @@ fn json_str_bound(s: &str) -> usize {
 pub(crate) async fn save(session: &Session, sealing: &Sealing) -> Result<CookieOut, StoreError> {
     let inner = session.inner();
     let (destroyed, rotate, mut change) = {
-        let state = session.state();
-        (state.destroyed, state.rotate, state.change.clone())
+        // The request is over: the change moves to the save instead of being copied.
+        let mut state = session.state();
+        (
+            state.destroyed,
+            state.rotate,
+            std::mem::take(&mut state.change),
+        )
     };
     if destroyed {
         // Nothing to delete: the removal cookie (or a new session) replaces the old value.
