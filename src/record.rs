@@ -240,6 +240,38 @@ impl Change {
     }
 }
 
+/// A record's data with a change applied, as it serializes, without building the changed
+/// map: the stored entries the change leaves alone, then the ones it sets.
+pub(crate) struct Changed<'a> {
+    data: &'a Map<String, Value>,
+    change: &'a Change,
+}
+
+impl<'a> Changed<'a> {
+    pub(crate) fn new(data: &'a Map<String, Value>, change: &'a Change) -> Self {
+        Self { data, change }
+    }
+}
+
+impl Serialize for Changed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        if !self.change.clear {
+            // `set` and `remove` never share a key, so `lookup` names every key they touch.
+            for (key, value) in self.data {
+                if self.change.lookup(key).is_none() {
+                    map.serialize_entry(key, value)?;
+                }
+            }
+        }
+        for (key, value) in &self.change.set {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +281,36 @@ mod tests {
     fn record() -> Record {
         let now = OffsetDateTime::UNIX_EPOCH;
         Record::new(now, now + Duration::hours(1), now + Duration::hours(2))
+    }
+
+    #[test]
+    fn a_changed_view_serializes_as_the_changed_map() {
+        let mut data = Map::new();
+        for (k, v) in [("keep", json!(1)), ("drop", json!(2)), ("swap", json!(3))] {
+            data.insert(k.into(), v);
+        }
+        let mut changes = vec![Change::default()];
+        let mut c = Change::default();
+        c.set("swap", json!("new"));
+        c.remove("drop");
+        c.set("add", json!([1, 2]));
+        changes.push(c);
+        let mut c = Change::default();
+        c.clear();
+        c.set("only", json!(null));
+        changes.push(c);
+        let mut c = Change::default();
+        c.remove("nothing-there");
+        c.persistent = Some(true);
+        changes.push(c);
+        for change in changes {
+            let mut applied = data.clone();
+            change.apply_data(&mut applied);
+            let text = serde_json::to_string(&Changed::new(&data, &change)).unwrap();
+            let parsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, applied, "{change:?}");
+            assert_eq!(text.len(), serde_json::to_string(&applied).unwrap().len());
+        }
     }
 
     #[test]

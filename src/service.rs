@@ -81,7 +81,15 @@ where
             return Poll::Ready(Ok(response));
         }
         // Most requests that used the session need no store call at the end (a read inside
-        // the touch step): finish them here, without boxing a future.
+        // the touch step), and a client-side save seldom waits: finish them here, without
+        // boxing a future.
+        #[cfg(feature = "client-side")]
+        if let Some(sealing) = &session.inner().shared.client_side {
+            if let Some(out) = crate::client_side::save_now(&session, sealing) {
+                write_cookie(&session, &mut response, out);
+                return Poll::Ready(Ok(response));
+            }
+        }
         if let Some(out) = decide_without_store(&session) {
             write_cookie(&session, &mut response, Ok(out));
             return Poll::Ready(Ok(response));

@@ -12,7 +12,7 @@ use super::Sealing;
 use crate::cookie_header;
 use crate::error::SessionError;
 use crate::layer::Shared;
-use crate::record::{Change, Record, Touch};
+use crate::record::{Change, Changed, Metadata, Record, Touch};
 use crate::service::{fresh_record, nothing_kept, CookieOut};
 use crate::session::{Inner, Session};
 use crate::store::{StoreError, StoreErrorKind};
@@ -68,17 +68,9 @@ pub(crate) fn session_for(
 ///
 /// Only the app's not-before check can fail; a bad cookie is never an error.
 pub(crate) async fn load(inner: &Inner, sealing: &Sealing) -> Result<Option<Record>, StoreError> {
-    let Some(incoming) = &inner.sealed else {
+    let Some(record) = open_live(inner, sealing) else {
         return Ok(None);
     };
-    let Some(opened) = sealing.sealer.open(&incoming.value) else {
-        rejected();
-        return Ok(None);
-    };
-    let record = opened.record;
-    if !record.is_live(inner.now) {
-        return Ok(None);
-    }
     if let (Some(not_before), Some(user)) = (&sealing.not_before, &record.meta.user) {
         if not_before
             .check(user)
@@ -88,8 +80,23 @@ pub(crate) async fn load(inner: &Inner, sealing: &Sealing) -> Result<Option<Reco
             return Ok(None);
         }
     }
-    let _ = incoming.opened.set((opened.nonce, opened.old_key));
     Ok(Some(record))
+}
+
+/// The part of [`load`] that needs no waiting: opens the cookie and checks its deadlines.
+fn open_live(inner: &Inner, sealing: &Sealing) -> Option<Record> {
+    let incoming = inner.sealed.as_ref()?;
+    let Some(opened) = sealing.sealer.open(&incoming.value) else {
+        rejected();
+        return None;
+    };
+    if !opened.record.is_live(inner.now) {
+        return None;
+    }
+    // Kept even if the not-before check then voids the record: it is only read for a
+    // record that loaded.
+    let _ = incoming.opened.set((opened.nonce, opened.old_key));
+    Some(opened.record)
 }
 
 /// Refuses a write that would make the cookie larger than browsers keep, while the handler
@@ -186,6 +193,30 @@ fn json_str_bound(s: &str) -> usize {
 /// Decides the cookie after the handler: unchanged, a new sealed value, or a removal.
 pub(crate) async fn save(session: &Session, sealing: &Sealing) -> Result<CookieOut, StoreError> {
     let inner = session.inner();
+    if must_open(session) {
+        // A write that no read preceded opens the cookie now: the whole record is resealed.
+        inner
+            .loaded
+            .get_or_try_init(|| load(inner, sealing))
+            .await?;
+    }
+    save_now(session, sealing).expect("the cookie was opened")
+}
+
+/// [`save`] without waiting, or `None` when the cookie is still to be opened and the app's
+/// not-before check awaited first. Most requests (a read, a read and write, a write to a
+/// cookie with no not-before check) finish here, with no boxed future.
+pub(crate) fn save_now(
+    session: &Session,
+    sealing: &Sealing,
+) -> Option<Result<CookieOut, StoreError>> {
+    let inner = session.inner();
+    if must_open(session) {
+        if sealing.not_before.is_some() {
+            return None;
+        }
+        let _ = inner.loaded.set(open_live(inner, sealing));
+    }
     let (destroyed, rotate, mut change) = {
         // The request is over: the change moves to the save instead of being copied.
         let mut state = session.state();
@@ -197,19 +228,14 @@ pub(crate) async fn save(session: &Session, sealing: &Sealing) -> Result<CookieO
     };
     if destroyed {
         // Nothing to delete: the removal cookie (or a new session) replaces the old value.
-        return fresh_or_clear(session, sealing, &change);
+        return Some(fresh_or_clear(session, sealing, &change));
     }
-    if !rotate && change.is_empty() && inner.loaded.get().is_none() {
+    let Some(loaded) = inner.loaded.get() else {
         // Nothing was read (or the read failed) and nothing changed: no reason to open.
-        return Ok(CookieOut::Keep);
-    }
-    // A write that no read preceded opens the cookie now: the whole record is resealed.
-    let loaded = inner
-        .loaded
-        .get_or_try_init(|| load(inner, sealing))
-        .await?;
+        return Some(Ok(CookieOut::Keep));
+    };
     let Some(record) = loaded else {
-        return fresh_or_clear(session, sealing, &change);
+        return Some(fresh_or_clear(session, sealing, &change));
     };
     let (nonce, old_key) = inner
         .sealed
@@ -224,21 +250,34 @@ pub(crate) async fn save(session: &Session, sealing: &Sealing) -> Result<CookieO
     let step = time::Duration::try_from(expiry.touch_step).unwrap_or(time::Duration::MAX);
     let due = idle_deadline.min(record.meta.absolute_deadline) - record.meta.idle_deadline > step;
     if !due && !rotate && !old_key && change.is_empty() {
-        return Ok(CookieOut::Keep);
+        return Some(Ok(CookieOut::Keep));
     }
     // Resealing costs the same with or without a touch, so every reseal is one.
     change.touch = Some(Touch {
         seen: now,
         idle_deadline,
     });
-    let mut record = record.clone();
-    change.apply_to(&mut record);
     let nonce = if rotate {
         Nonce::generate()
     } else {
         nonce.clone()
     };
-    seal(sealing, record, &nonce)
+    // Sealed from the loaded record and the change, without copying the record first.
+    let mut meta = record.meta.clone();
+    change.apply_meta(&mut meta);
+    let sealed = sealing
+        .sealer
+        .seal_parts(&meta, &Changed::new(record.data(), &change), &nonce);
+    Some(sealed_out(sealed, meta))
+}
+
+/// Whether the save has to open the cookie first: the session was neither read nor
+/// destroyed, and the request rotated or wrote.
+fn must_open(session: &Session) -> bool {
+    let state = session.state();
+    !state.destroyed
+        && (state.rotate || !state.change.is_empty())
+        && session.inner().loaded.get().is_none()
 }
 
 /// A new sealed session holding `change`, if the request wrote anything worth keeping, or the
@@ -255,8 +294,12 @@ fn fresh_or_clear(
 }
 
 fn seal(sealing: &Sealing, record: Record, nonce: &Nonce) -> Result<CookieOut, StoreError> {
-    match sealing.sealer.seal(&record, nonce) {
-        Ok(value) => Ok(CookieOut::Sealed(value, record.meta)),
+    sealed_out(sealing.sealer.seal(&record, nonce), record.meta)
+}
+
+fn sealed_out(sealed: Result<String, usize>, meta: Metadata) -> Result<CookieOut, StoreError> {
+    match sealed {
+        Ok(value) => Ok(CookieOut::Sealed(value, meta)),
         Err(bytes) => Err(StoreError::new(
             StoreErrorKind::TooLarge,
             format!("{}", SessionError::CookieTooLarge { bytes }),

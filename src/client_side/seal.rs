@@ -118,9 +118,12 @@ fn all_in(bytes: &[u8], alphabet: u8) -> bool {
 }
 
 /// The random nonce that makes each session's cookies distinct from every other's, even
-/// with equal data; a rotation draws a new one.
+/// with equal data; a rotation draws a new one. Kept as its base64url text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Nonce(String);
+pub(crate) struct Nonce([u8; NONCE_TEXT]);
+
+/// Characters of a nonce's base64url text.
+const NONCE_TEXT: usize = (NONCE_BYTES * 4).div_ceil(3);
 
 impl Nonce {
     pub(crate) fn generate() -> Self {
@@ -128,53 +131,71 @@ impl Nonce {
         rand::rngs::OsRng
             .try_fill_bytes(&mut bytes)
             .expect("the operating system's random number generator failed");
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        let mut text = [0u8; NONCE_TEXT];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .expect("16 bytes are 22 characters of base64url");
+        debug_assert_eq!(written, NONCE_TEXT);
+        Self(text)
     }
 
     /// A stand-in of the right length, for measuring a payload before it is sealed.
     fn placeholder() -> Self {
-        Self("A".repeat((NONCE_BYTES * 4).div_ceil(3)))
+        Self([b'A'; NONCE_TEXT])
+    }
+
+    /// The nonce a payload carried; it was written by [`generate`](Self::generate), so
+    /// anything but 22 characters is not a payload of this format.
+    fn read(text: &str) -> Option<Self> {
+        text.as_bytes().try_into().ok().map(Self)
     }
 }
 
 /// Writes the payload of `record` (see the module docs for the format).
 fn write_payload(record: &Record, nonce: &Nonce) -> String {
-    let m = &record.meta;
-    let mut out = Vec::with_capacity(128 + nonce.0.len());
+    write_payload_parts(&record.meta, record.data(), nonce)
+}
+
+/// Writes the payload of a record with metadata `m` and `data`.
+fn write_payload_parts(m: &Metadata, data: &impl serde::Serialize, nonce: &Nonce) -> String {
+    let mut out = Vec::with_capacity(128 + NONCE_TEXT);
     out.extend_from_slice(FORMAT_TEXT.as_bytes());
     out.push(b'.');
-    out.extend_from_slice(nonce.0.as_bytes());
+    out.extend_from_slice(&nonce.0);
     let mut number = itoa::Buffer::new();
     for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
         out.push(b'.');
         out.extend_from_slice(number.format(millis::of(t)).as_bytes());
     }
     out.extend_from_slice(if m.persistent { b".1." } else { b".0." });
-    serde_json::to_writer(&mut out, &(m.user.as_deref(), record.data()))
+    serde_json::to_writer(&mut out, &(m.user.as_deref(), data))
         .expect("a JSON map of JSON values always serializes");
     String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
 }
 
 /// Reads a payload `write_payload` wrote; `None` for anything else.
 fn read_payload(text: &str) -> Option<(Record, Nonce)> {
-    let mut fields = text.splitn(8, '.');
-    if fields.next()? != FORMAT_TEXT {
+    let mut rest = text;
+    // The fixed fields end at a `.`; the JSON after the last of them may hold more.
+    let mut field = || {
+        let end = memchr::memchr(b'.', rest.as_bytes())?;
+        let (field, tail) = (&rest[..end], &rest[end + 1..]);
+        rest = tail;
+        Some(field)
+    };
+    if field()? != FORMAT_TEXT {
         return None;
     }
-    let nonce = fields.next()?;
-    let mut time = || {
-        let ms: i64 = fields.next()?.parse().ok()?;
-        millis::from(ms)
-    };
+    let nonce = Nonce::read(field()?)?;
+    let mut time = || millis::from(field()?.parse().ok()?);
     let (created, last_seen, idle_deadline, absolute_deadline) =
         (time()?, time()?, time()?, time()?);
-    let persistent = match fields.next()? {
+    let persistent = match field()? {
         "0" => false,
         "1" => true,
         _ => return None,
     };
-    let (user, data): (Option<String>, Map<String, Value>) =
-        serde_json::from_str(fields.next()?).ok()?;
+    let (user, data): (Option<String>, Map<String, Value>) = serde_json::from_str(rest).ok()?;
     let meta = Metadata {
         created,
         last_seen,
@@ -183,7 +204,7 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
         persistent,
         user,
     };
-    Some((Record::from_parts(data, meta), Nonce(nonce.to_owned())))
+    Some((Record::from_parts(data, meta), nonce))
 }
 
 /// A record as a cookie opened it.
@@ -245,7 +266,18 @@ impl Sealer {
     /// Seals `record` with the first key, or says how large the cookie would have been if
     /// it does not fit the browser budget.
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
-        let value = self.seal_text(write_payload(record, nonce));
+        self.seal_parts(&record.meta, record.data(), nonce)
+    }
+
+    /// As [`seal`](Self::seal), for a record given as metadata and data (a changed view of
+    /// a loaded record, say).
+    pub(crate) fn seal_parts(
+        &self,
+        meta: &Metadata,
+        data: &impl serde::Serialize,
+        nonce: &Nonce,
+    ) -> Result<String, usize> {
+        let value = self.seal_text(write_payload_parts(meta, data, nonce));
         let len = self.cookie_name.len() + value.len();
         if len > MAX_COOKIE_BYTES {
             return Err(len);
