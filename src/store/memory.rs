@@ -33,8 +33,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, Totals, TouchRule, WriteRules,
-    Written,
+    Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, TouchRule, WriteRules, Written,
 };
 use crate::clock::millis;
 use crate::id::StorageKey;
@@ -323,24 +322,14 @@ impl SessionStore for MemoryStore {
             let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
                 return Ok(Written::Gone);
             };
-            let mut record = packed.record();
-            if change.touches_data() {
-                let before = Totals::of(record.data());
-                let after = before.then(record.data(), change);
-                if !rules.limits.allow(before, after) {
-                    return Ok(Written::TooLarge(after));
-                }
+            let before = change
+                .user
+                .as_ref()
+                .and_then(|_| packed.user().map(str::to_owned));
+            if let Err(after) = packed.write(change, rules, millis::of(now)) {
+                return Ok(Written::TooLarge(after));
             }
-            let before = change.user.as_ref().and(record.meta.user.clone());
-            change.apply_to(&mut record);
-            if change.touch.is_none() {
-                if let Some(touch) = rules.touch.due(&record.meta, now) {
-                    record.meta.last_seen = touch.seen;
-                    record.meta.idle_deadline = touch.idle_deadline;
-                }
-            }
-            *packed = Packed::new(&record);
-            (before, record.meta)
+            (before, packed.meta())
         };
         if change.user.is_some() {
             self.reindex(key, before.as_deref(), meta.user.as_deref());
@@ -404,12 +393,12 @@ impl SessionStore for MemoryStore {
                 return Ok(Rotated::Collision);
             }
             match shard.remove(old) {
-                Some(packed) if packed.is_live(now) => {
-                    let mut record = packed.record();
-                    let before = record.meta.user.clone();
-                    change.apply_to(&mut record);
-                    shard.insert(*new, Packed::new(&record));
-                    (before, record.meta)
+                Some(mut packed) if packed.is_live(now) => {
+                    let before = packed.user().map(str::to_owned);
+                    packed.apply(change);
+                    let meta = packed.meta();
+                    shard.insert(*new, packed);
+                    (before, meta)
                 }
                 Some(expired) => {
                     drop(shard);
@@ -432,12 +421,12 @@ impl SessionStore for MemoryStore {
                 return Ok(Rotated::Collision);
             }
             match old_shard.remove(old) {
-                Some(packed) if packed.is_live(now) => {
-                    let mut record = packed.record();
-                    let before = record.meta.user.clone();
-                    change.apply_to(&mut record);
-                    new_shard.insert(*new, Packed::new(&record));
-                    (before, record.meta)
+                Some(mut packed) if packed.is_live(now) => {
+                    let before = packed.user().map(str::to_owned);
+                    packed.apply(change);
+                    let meta = packed.meta();
+                    new_shard.insert(*new, packed);
+                    (before, meta)
                 }
                 Some(expired) => {
                     drop((g1, g2));

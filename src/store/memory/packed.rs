@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::clock::millis;
 use crate::record::{Change, Metadata, Record};
-use crate::store::TouchRule;
+use crate::store::{entry_bytes, Totals, TouchRule, WriteRules};
 
 const CREATED: usize = 0;
 const LAST_SEEN: usize = 8;
@@ -34,10 +34,10 @@ pub(super) struct Packed(Box<[u8]>);
 
 impl Packed {
     pub(super) fn new(record: &Record) -> Self {
-        Self(pack(|out| Self::write(record, out)))
+        Self(pack(|out| Self::write_record(record, out)))
     }
 
-    fn write(record: &Record, out: &mut Vec<u8>) {
+    fn write_record(record: &Record, out: &mut Vec<u8>) {
         let m = &record.meta;
         let user = m.user.as_deref();
         for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
@@ -139,8 +139,51 @@ impl Packed {
                     std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
                 }),
             };
-            self.0 = pack(|out| self.repack(change, user, data_start, out));
+            self.0 = pack(|out| {
+                self.repack(change, user, data_start, false, out);
+            });
         }
+        self.apply_meta(change);
+    }
+
+    /// A write without a read, as [`SessionStore::write`](crate::store::SessionStore::write)
+    /// asks: applies `change` unless the data would pass the limits (then returns the totals
+    /// it would have had and changes nothing), then makes the touch `rules` call for at `now`
+    /// (milliseconds) if the change brought none.
+    pub(super) fn write(
+        &mut self,
+        change: &Change,
+        rules: &WriteRules,
+        now: i64,
+    ) -> Result<(), Totals> {
+        if change.touches_data() || change.user.is_some() {
+            let (user_start, data_start) = self.user_span();
+            let user = match &change.user {
+                Some(user) => user.as_deref(),
+                None => (user_start < data_start).then(|| {
+                    std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
+                }),
+            };
+            let mut totals = None;
+            let packed = pack(|out| totals = self.repack(change, user, data_start, true, out));
+            if let Some((before, after)) = totals {
+                if !rules.limits.allow(before, after) {
+                    return Err(after);
+                }
+            }
+            self.0 = packed;
+        }
+        self.apply_meta(change);
+        if change.touch.is_none() {
+            if let Some(idle_deadline) = self.due(&rules.touch, now) {
+                self.touch_at(now, idle_deadline);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metadata part of `change`, in place.
+    fn apply_meta(&mut self, change: &Change) {
         if let Some(touch) = change.touch {
             self.touch(touch.seen, touch.idle_deadline);
         }
@@ -150,7 +193,14 @@ impl Packed {
     }
 
     /// Writes this record with `change`'s data and owner into `out`.
-    fn repack(&self, change: &Change, user: Option<&str>, data_start: usize, out: &mut Vec<u8>) {
+    fn repack(
+        &self,
+        change: &Change,
+        user: Option<&str>,
+        data_start: usize,
+        count: bool,
+        out: &mut Vec<u8>,
+    ) -> Option<(Totals, Totals)> {
         out.extend_from_slice(&self.0[..FLAGS]);
         let persistent = self.0[FLAGS] & PERSISTENT;
         out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
@@ -160,15 +210,10 @@ impl Packed {
             out.extend_from_slice(user.as_bytes());
         }
         if change.touches_data() {
-            let mut data: Map<String, Value> = if change.clear {
-                Map::new()
-            } else {
-                serde_json::from_slice(&self.0[data_start..]).expect("the store wrote this JSON")
-            };
-            change.apply_data(&mut data);
-            serde_json::to_writer(out, &data).expect("a JSON map of JSON values always serializes");
+            merge(&self.0[data_start..], change, count, out)
         } else {
             out.extend_from_slice(&self.0[data_start..]);
+            None
         }
     }
 
@@ -178,6 +223,91 @@ impl Packed {
         self.set_time(LAST_SEEN, seen);
         self.set_time(IDLE, idle_deadline.min(absolute));
     }
+}
+
+/// Writes the JSON object `stored` with `change`'s data applied into `out`, one entry at a
+/// time: the stored entries the change leaves alone are copied as they are, then the ones it
+/// sets are written. No map or value is built. With `count`, also returns the data's totals
+/// before and after, as [`Totals::of`] and [`Totals::after`] count them: the store wrote
+/// every stored value as compact JSON, so its text is as long as `entry_bytes` counts.
+fn merge(
+    stored: &[u8],
+    change: &Change,
+    count: bool,
+    out: &mut Vec<u8>,
+) -> Option<(Totals, Totals)> {
+    use serde::de::{Deserializer as _, MapAccess, Visitor};
+    use serde::ser::{SerializeMap as _, Serializer as _};
+    use serde_json::value::RawValue;
+
+    struct Merge<'a> {
+        change: &'a Change,
+        count: bool,
+        out: &'a mut Vec<u8>,
+    }
+
+    impl<'de> Visitor<'de> for Merge<'_> {
+        type Value = Option<(Totals, Totals)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut stored: A) -> Result<Self::Value, A::Error> {
+            use serde::de::Error as _;
+            let change = self.change;
+            let (mut before, mut kept) = (Totals::default(), Totals::default());
+            let mut ser = serde_json::Serializer::new(self.out);
+            let mut map = ser.serialize_map(None).map_err(A::Error::custom)?;
+            while let Some(Key(key)) = stored.next_key()? {
+                let value: &RawValue = stored.next_value()?;
+                let bytes = key.len() + value.get().len();
+                before = Totals::new(before.keys + 1, before.bytes + bytes);
+                // `set` and `remove` never share a key, so `lookup` names every key they
+                // touch (and, after `clear`, every key).
+                if change.lookup(&key).is_none() {
+                    kept = Totals::new(kept.keys + 1, kept.bytes + bytes);
+                    map.serialize_entry(&*key, value)
+                        .map_err(A::Error::custom)?;
+                }
+            }
+            let mut after = kept;
+            for (key, value) in &change.set {
+                map.serialize_entry(key, value).map_err(A::Error::custom)?;
+                if self.count {
+                    after = Totals::new(after.keys + 1, after.bytes + entry_bytes(key, value));
+                }
+            }
+            map.end().map_err(A::Error::custom)?;
+            Ok(self.count.then_some((before, after)))
+        }
+    }
+
+    /// A key, borrowed from the stored text unless it holds escapes.
+    struct Key<'de>(std::borrow::Cow<'de, str>);
+
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> Visitor<'de> for KeyVisitor {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                    Ok(Key(v.into()))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                    Ok(Key(v.to_owned().into()))
+                }
+            }
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+
+    serde_json::Deserializer::from_slice(stored)
+        .deserialize_map(Merge { change, count, out })
+        .expect("the store wrote this JSON, and JSON values always serialize")
 }
 
 /// Runs `write` into a reused per-thread buffer and copies the result into one allocation
@@ -272,12 +402,75 @@ mod tests {
     }
 
     #[test]
+    fn a_packed_write_counts_and_refuses_as_the_record_rules_do() {
+        let now = crate::clock::to_millis(OffsetDateTime::now_utc());
+        let mut record = Record::new(now, now + Duration::hours(1), now + Duration::days(1));
+        record.data_mut().insert("a".into(), json!("12345"));
+        record
+            .data_mut()
+            .insert("q\"\n".into(), json!([1.5, {"x": null}]));
+        let touch = TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1));
+        let mut changes = Vec::new();
+        let mut c = Change::default();
+        c.set("b", json!("a longer value than the others"));
+        changes.push(c);
+        let mut c = Change::default();
+        c.set("a", json!(1));
+        c.remove("q\"\n");
+        changes.push(c);
+        let mut c = Change::default();
+        c.clear();
+        c.set("c", json!({"deep": [1, 2, 3]}));
+        changes.push(c);
+        for change in changes {
+            let exact = Totals::after(record.data(), &change);
+            let before = Totals::of(record.data());
+            for max_bytes in [
+                0,
+                before.bytes,
+                exact.bytes,
+                exact.bytes.saturating_sub(1),
+                1 << 16,
+            ] {
+                for max_keys in [0, exact.keys, 1 << 10] {
+                    let limits = crate::store::Limits::new(max_bytes, max_keys);
+                    let rules = WriteRules::new(limits, touch);
+                    let mut packed = Packed::new(&record);
+                    let result = packed.write(&change, &rules, millis::of(now));
+                    if limits.allow(before, exact) {
+                        assert_eq!(result, Ok(()), "{change:?} {limits:?}");
+                        let mut expected = record.clone();
+                        change.apply_to(&mut expected);
+                        assert_eq!(packed.record(), expected);
+                    } else {
+                        assert_eq!(result, Err(exact), "{change:?} {limits:?}");
+                        assert_eq!(packed.record(), record, "a refused write changed nothing");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn changes_apply_as_they_do_to_a_record() {
         let now = crate::clock::to_millis(OffsetDateTime::now_utc());
         let mut record = Record::new(now, now + Duration::hours(1), now + Duration::days(1));
         record.data_mut().insert("keep".into(), json!(1));
         record.data_mut().insert("drop".into(), json!(2));
+        record.data_mut().insert(
+            "es\"ca\\ped\n é".into(),
+            json!({"f": 1.234_567_890_123_454_7e31, "s": "\u{1}"}),
+        );
         let mut changes = Vec::new();
+        let mut c = Change::default();
+        c.set("es\"ca\\ped\n é", json!([null, true, -0.0]));
+        changes.push(c);
+        let mut c = Change::default();
+        c.set("another", json!("x"));
+        changes.push(c);
+        let mut c = Change::default();
+        c.remove("es\"ca\\ped\n é");
+        changes.push(c);
         let mut c = Change::default();
         c.set("new", json!("x"));
         c.remove("drop");
