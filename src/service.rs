@@ -465,40 +465,26 @@ fn set_cookie(
     shared.set_cookie.set(value, max_age)
 }
 
-/// Keeps shared caches from storing a response that depends on the session. One lookup per
-/// header: most responses have neither, and get both appended.
+/// Keeps shared caches from storing a response that depends on the session.
 fn mark_private(headers: &mut http::HeaderMap) {
-    use http::header::Entry;
-    match headers.entry(VARY) {
-        Entry::Vacant(vacant) => {
-            vacant.insert(HeaderValue::from_static("Cookie"));
-        }
-        Entry::Occupied(mut occupied) => {
-            let varies = occupied.iter().any(|v| {
-                v.to_str().is_ok_and(|v| {
-                    v.split(',')
-                        .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
-                })
-            });
-            if !varies {
-                occupied.append(HeaderValue::from_static("Cookie"));
-            }
-        }
+    let varies = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+        })
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
-    match headers.entry(CACHE_CONTROL) {
-        Entry::Vacant(vacant) => {
-            vacant.insert(HeaderValue::from_static("private"));
-        }
-        Entry::Occupied(mut occupied) => {
-            let private = occupied.get().to_str().is_ok_and(|v| {
-                v.split(',').any(|d| {
-                    let d = d.trim();
-                    d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
-                })
-            });
-            if !private {
-                occupied.insert(HeaderValue::from_static("private"));
-            }
-        }
+    let private = headers.get(CACHE_CONTROL).is_some_and(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|d| {
+                let d = d.trim();
+                d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
+            })
+        })
+    });
+    if !private {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
     }
 }
