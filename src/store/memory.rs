@@ -10,8 +10,9 @@
 //! [`delete_expired`](SessionStore::delete_expired).
 //!
 //! Each session is kept packed in one allocation (times as integers, the data as JSON text),
-//! about 175 bytes of memory per session beyond its data at a million sessions; a load
-//! unpacks it, a touch writes in place.
+//! about 130 bytes of memory per session beyond its data at a million sessions; a load
+//! unpacks it, a touch writes in place, and a change is merged into the stored JSON entry
+//! by entry.
 //!
 //! Sessions end when the process does; use the SQLite store to keep them across restarts.
 //!
