@@ -87,6 +87,43 @@ async fn a_not_before_time_voids_the_users_older_sessions() {
 }
 
 #[tokio::test]
+async fn a_write_unread_after_sign_out_everywhere_starts_a_new_session() {
+    // The save has to open the cookie and wait for the not-before check before it reseals.
+    let clock = MockClock::new();
+    let times = Times::default();
+    let config = with_not_before(ClientSide::new(ring(&[1])), &times);
+    let layer = SessionLayer::client_side_builder(config)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut browser = Browser::new(layer);
+    browser.get("/count").await;
+    browser.get("/login").await;
+    assert_eq!(browser.get("/whoami").await.body, "Some(\"alice\") false");
+
+    // Before the sign-out, a write unread keeps the user and the count.
+    assert_eq!(browser.get("/put?key=a&len=1").await.status, StatusCode::OK);
+    assert_eq!(browser.get("/read").await.body, "1");
+    assert_eq!(browser.get("/whoami").await.body, "Some(\"alice\") false");
+
+    clock.advance(minutes(1));
+    times.lock().unwrap().insert("alice".into(), clock.now());
+    let reply = browser.get("/put?key=b&len=1").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(
+        reply.set_cookies.len(),
+        1,
+        "a new session's cookie: {reply:?}"
+    );
+    // A new session, created after the sign-out: it lives (a resealed old one would be void
+    // and its cookie removed on the next request), without the old user and data.
+    let reply = browser.get("/read").await;
+    assert_eq!(reply.body, "0", "the old data is gone");
+    assert!(!reply.removes_cookie(), "{reply:?}");
+    assert_eq!(browser.get("/whoami").await.body, "None false");
+}
+
+#[tokio::test]
 async fn a_failing_not_before_check_is_an_error_not_an_empty_session() {
     let clock = MockClock::new();
     let failing = Arc::new(Mutex::new(false));
@@ -111,6 +148,10 @@ async fn a_failing_not_before_check_is_an_error_not_an_empty_session() {
     *failing.lock().unwrap() = true;
     let reply = browser.get("/read").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert!(reply.set_cookies.is_empty(), "{reply:?}");
+    // A write unread has to open the cookie at the save: the failure is the save's error.
+    let reply = browser.get("/put?key=a&len=1").await;
+    assert!(reply.status.is_server_error(), "{reply:?}");
     assert!(reply.set_cookies.is_empty(), "{reply:?}");
     *failing.lock().unwrap() = false;
     assert_eq!(browser.get("/read").await.body, "1");
