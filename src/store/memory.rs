@@ -228,6 +228,24 @@ impl MemoryStore {
     }
 }
 
+/// Takes the record at `key` out of `shard` with `change` applied, and its owner before the
+/// change; or, when it is missing or expired, what was there (already taken out).
+fn take_changed(
+    shard: &mut Shard,
+    key: &StorageKey,
+    change: &Change,
+    now: OffsetDateTime,
+) -> Result<(Option<String>, Packed), Option<Packed>> {
+    match shard.remove(key) {
+        Some(mut packed) if packed.is_live(now) => {
+            let before = packed.user().map(str::to_owned);
+            packed.apply(change);
+            Ok((before, packed))
+        }
+        other => Err(other),
+    }
+}
+
 /// The shard of `key`, from bytes the in-shard hash does not use (it takes the first eight).
 fn shard_of(key: &StorageKey) -> usize {
     let b = key.as_bytes();
@@ -388,27 +406,16 @@ impl SessionStore for MemoryStore {
     ) -> Result<Rotated, StoreError> {
         // Two shard locks, always taken in index order so rotations cannot deadlock.
         let (a, b) = (shard_of(old), shard_of(new));
-        let (before, meta) = if a == b {
+        let moved = if a == b {
             let mut shard = lock(&self.inner.shards[a]);
             if shard.contains_key(new) {
                 return Ok(Rotated::Collision);
             }
-            match shard.remove(old) {
-                Some(mut packed) if packed.is_live(now) => {
-                    let before = packed.user().map(str::to_owned);
-                    packed.apply(change);
-                    let meta = packed.meta();
-                    shard.insert(*new, packed);
-                    (before, meta)
-                }
-                Some(expired) => {
-                    drop(shard);
-                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                    self.reindex(old, expired.user(), None);
-                    return Ok(Rotated::Gone);
-                }
-                None => return Ok(Rotated::Gone),
-            }
+            take_changed(&mut shard, old, change, now).map(|(before, packed)| {
+                let meta = packed.meta();
+                shard.insert(*new, packed);
+                (before, meta)
+            })
         } else {
             let (first, second) = (a.min(b), a.max(b));
             let mut g1 = lock(&self.inner.shards[first]);
@@ -421,21 +428,20 @@ impl SessionStore for MemoryStore {
             if new_shard.contains_key(new) {
                 return Ok(Rotated::Collision);
             }
-            match old_shard.remove(old) {
-                Some(mut packed) if packed.is_live(now) => {
-                    let before = packed.user().map(str::to_owned);
-                    packed.apply(change);
-                    let meta = packed.meta();
-                    new_shard.insert(*new, packed);
-                    (before, meta)
-                }
-                Some(expired) => {
-                    drop((g1, g2));
+            take_changed(old_shard, old, change, now).map(|(before, packed)| {
+                let meta = packed.meta();
+                new_shard.insert(*new, packed);
+                (before, meta)
+            })
+        };
+        let (before, meta) = match moved {
+            Ok(moved) => moved,
+            Err(expired) => {
+                if let Some(expired) = expired {
                     self.inner.len.fetch_sub(1, Ordering::Relaxed);
                     self.reindex(old, expired.user(), None);
-                    return Ok(Rotated::Gone);
                 }
-                None => return Ok(Rotated::Gone),
+                return Ok(Rotated::Gone);
             }
         };
         self.reindex(old, before.as_deref(), None);

@@ -29,6 +29,9 @@ const HEADER: usize = 33;
 const PERSISTENT: u8 = 1;
 const HAS_USER: u8 = 2;
 
+/// The data's totals before and after a change, when they were asked for.
+type Counted = Option<(Totals, Totals)>;
+
 /// A packed session record.
 pub(super) struct Packed(Box<[u8]>);
 
@@ -44,11 +47,7 @@ impl Packed {
             out.extend_from_slice(&millis::of(t).to_le_bytes());
         }
         out.push((u8::from(m.persistent) * PERSISTENT) | (u8::from(user.is_some()) * HAS_USER));
-        if let Some(user) = user {
-            let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(user.as_bytes());
-        }
+        write_user(user, out);
         serde_json::to_writer(out, record.data())
             .expect("a JSON map of JSON values always serializes");
     }
@@ -131,17 +130,8 @@ impl Packed {
     /// Applies `change`. Metadata alone is written in place; the data is parsed only when
     /// the change touches it, and the owner's bytes move only when it changes.
     pub(super) fn apply(&mut self, change: &Change) {
-        if change.touches_data() || change.user.is_some() {
-            let (user_start, data_start) = self.user_span();
-            let user = match &change.user {
-                Some(user) => user.as_deref(),
-                None => (user_start < data_start).then(|| {
-                    std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
-                }),
-            };
-            self.0 = pack(|out| {
-                self.repack(change, user, data_start, false, out);
-            });
+        if let Some((packed, _)) = self.repacked(change, false) {
+            self.0 = packed;
         }
         self.apply_meta(change);
     }
@@ -156,16 +146,7 @@ impl Packed {
         rules: &WriteRules,
         now: i64,
     ) -> Result<(), Totals> {
-        if change.touches_data() || change.user.is_some() {
-            let (user_start, data_start) = self.user_span();
-            let user = match &change.user {
-                Some(user) => user.as_deref(),
-                None => (user_start < data_start).then(|| {
-                    std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
-                }),
-            };
-            let mut totals = None;
-            let packed = pack(|out| totals = self.repack(change, user, data_start, true, out));
+        if let Some((packed, totals)) = self.repacked(change, true) {
             if let Some((before, after)) = totals {
                 if !rules.limits.allow(before, after) {
                     return Err(after);
@@ -192,29 +173,33 @@ impl Packed {
         }
     }
 
-    /// Writes this record with `change`'s data and owner into `out`.
-    fn repack(
-        &self,
-        change: &Change,
-        user: Option<&str>,
-        data_start: usize,
-        count: bool,
-        out: &mut Vec<u8>,
-    ) -> Option<(Totals, Totals)> {
-        out.extend_from_slice(&self.0[..FLAGS]);
-        let persistent = self.0[FLAGS] & PERSISTENT;
-        out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
-        if let Some(user) = user {
-            let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(user.as_bytes());
+    /// This record with `change`'s data and owner, packed anew, and with `count` the data's
+    /// totals before and after; `None` when the change touches neither (metadata changes
+    /// are written in place).
+    fn repacked(&self, change: &Change, count: bool) -> Option<(Box<[u8]>, Counted)> {
+        if !change.touches_data() && change.user.is_none() {
+            return None;
         }
-        if change.touches_data() {
-            merge(&self.0[data_start..], change, count, out)
-        } else {
-            out.extend_from_slice(&self.0[data_start..]);
-            None
-        }
+        let (user_start, data_start) = self.user_span();
+        let user = match &change.user {
+            Some(user) => user.as_deref(),
+            None => (user_start < data_start).then(|| {
+                std::str::from_utf8(&self.0[user_start..data_start]).expect("packed from a str")
+            }),
+        };
+        let mut totals = None;
+        let packed = pack(|out| {
+            out.extend_from_slice(&self.0[..FLAGS]);
+            let persistent = self.0[FLAGS] & PERSISTENT;
+            out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
+            write_user(user, out);
+            if change.touches_data() {
+                totals = merge(&self.0[data_start..], change, count, out);
+            } else {
+                out.extend_from_slice(&self.0[data_start..]);
+            }
+        });
+        Some((packed, totals))
     }
 
     /// Moves `last_seen` and the idle deadline (capped at the absolute one) in place.
@@ -225,17 +210,21 @@ impl Packed {
     }
 }
 
+/// Writes the owner, if any, as its length then its bytes.
+fn write_user(user: Option<&str>, out: &mut Vec<u8>) {
+    if let Some(user) = user {
+        let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(user.as_bytes());
+    }
+}
+
 /// Writes the JSON object `stored` with `change`'s data applied into `out`, one entry at a
 /// time: the stored entries the change leaves alone are copied as they are, then the ones it
 /// sets are written. No map or value is built. With `count`, also returns the data's totals
 /// before and after, as [`Totals::of`] and [`Totals::after`] count them: the store wrote
 /// every stored value as compact JSON, so its text is as long as `entry_bytes` counts.
-fn merge(
-    stored: &[u8],
-    change: &Change,
-    count: bool,
-    out: &mut Vec<u8>,
-) -> Option<(Totals, Totals)> {
+fn merge(stored: &[u8], change: &Change, count: bool, out: &mut Vec<u8>) -> Counted {
     use serde::de::{Deserializer as _, MapAccess, Visitor};
     use serde::ser::{SerializeMap as _, Serializer as _};
     use serde_json::value::RawValue;
@@ -247,7 +236,7 @@ fn merge(
     }
 
     impl<'de> Visitor<'de> for Merge<'_> {
-        type Value = Option<(Totals, Totals)>;
+        type Value = Counted;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a JSON object")
