@@ -63,16 +63,13 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn parse(text: &[u8]) -> Option<Self> {
-        if text.len() != ID_LEN
-            || !text
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-        {
+        if text.len() != ID_LEN {
             return None;
         }
         let mut bytes = [0u8; ID_BYTES];
-        // 43 characters carry 258 bits; the decoder rejects non-zero trailing bits, so each
-        // ID has exactly one accepted spelling.
+        // The decoder is the alphabet check: it refuses every byte outside base64url
+        // (padding included). 43 characters carry 258 bits; it also refuses non-zero
+        // trailing bits, so each ID has exactly one accepted spelling.
         match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
             Ok(ID_BYTES) => Some(Self(bytes)),
             _ => None,
@@ -265,6 +262,16 @@ mod tests {
             );
         }
         assert!(SessionId::parse(&vec![b'a'; 10_000]).is_none());
+        // Every byte outside the base64url alphabet, at the first, a middle and the last
+        // place of an otherwise valid ID.
+        let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        for bad in (0..=u8::MAX).filter(|b| !alphabet(*b)) {
+            for at in [0, 21, 42] {
+                let mut text = text.clone().into_bytes();
+                text[at] = bad;
+                assert!(SessionId::parse(&text).is_none(), "{bad:#x} at {at}");
+            }
+        }
         let mut with_nul = text.clone().into_bytes();
         with_nul[5] = 0;
         assert!(SessionId::parse(&with_nul).is_none());
