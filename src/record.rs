@@ -242,17 +242,20 @@ impl Change {
 
 /// A record's data with a change applied, as it serializes, without building the changed
 /// map: the stored entries the change leaves alone, then the ones it sets.
+#[cfg(feature = "client-side")]
 pub(crate) struct Changed<'a> {
     data: &'a Map<String, Value>,
     change: &'a Change,
 }
 
+#[cfg(feature = "client-side")]
 impl<'a> Changed<'a> {
     pub(crate) fn new(data: &'a Map<String, Value>, change: &'a Change) -> Self {
         Self { data, change }
     }
 }
 
+#[cfg(feature = "client-side")]
 impl Serialize for Changed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
@@ -284,6 +287,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "client-side")]
     fn a_changed_view_serializes_as_the_changed_map() {
         let mut data = Map::new();
         for (k, v) in [("keep", json!(1)), ("drop", json!(2)), ("swap", json!(3))] {

@@ -284,11 +284,6 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     let Some(id) = &inner.cookie_id else {
         return create_or_clear(session, &change).await;
     };
-    if rotate && inner.loaded.get().is_none() && change.touches_data() {
-        // A rotation checks no limits by itself: read what the session holds first, so
-        // the writes of a request that did not read are checked as the store would.
-        session.loaded_record().await?;
-    }
     let loaded = inner.loaded.get();
     if let Some(None) = loaded {
         // Loaded and found nothing: unknown or expired. Never adopt the client's ID.
@@ -317,10 +312,21 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     let key = *inner.cookie_key().expect("the cookie named an ID");
 
     if rotate {
+        // The writes of a request that did not read are checked against the limits by the
+        // store, on the record the rotation takes (a loaded session was checked above).
+        let unread_writes = loaded.is_none() && change.touches_data();
         for _ in 0..CREATE_ATTEMPTS {
             let new_id = SessionId::generate();
             let new_key = new_id.storage_key();
-            match store.rotate(&key, &new_key, &change, now).await? {
+            let rotated = if unread_writes {
+                store
+                    .rotate_within(&key, &new_key, &change, &rules.limits, now)
+                    .await?
+            } else {
+                store.rotate(&key, &new_key, &change, now).await?
+            };
+            match rotated {
+                Rotated::TooLarge(totals) => return Err(too_large(totals)),
                 Rotated::Done(mut meta) => {
                     if loaded.is_none() && change.touch.is_none() {
                         follow_up_touch(session, &new_key, &mut meta).await?;

@@ -765,6 +765,45 @@ async fn huge_values_and_too_many_keys_are_size_errors() {
 }
 
 #[tokio::test]
+async fn a_sign_in_past_the_limits_fails_the_save_and_keeps_the_old_session() {
+    // A rotation whose writes no read preceded: the store checks them on the record it
+    // moves (`rotate_within`), and refuses to move it.
+    let app = TestApp::with(|b| b.with_limits(64 * 1024, 3));
+    let id = new_value(&app.send("POST", "/set/a/1", None).await).unwrap();
+    ok(&app.send("POST", "/set/b/2", Some(&id)).await);
+    ok(&app.send("POST", "/set/c/3", Some(&id)).await);
+    let res = app.send("POST", "/login_and_write/alice", Some(&id)).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        set_cookies(&res).is_empty(),
+        "a refused sign-in set a cookie"
+    );
+    assert_eq!(
+        app.store.inner.len(),
+        1,
+        "the refused sign-in made a session"
+    );
+    assert_eq!(body(app.send("GET", "/whoami", Some(&id)).await).await, "");
+    assert_eq!(
+        body(app.send("GET", "/get/c", Some(&id)).await).await,
+        "\"3\""
+    );
+    // Within the limits, the same sign-in moves the session.
+    ok(&app.send("POST", "/remove/c", Some(&id)).await);
+    let signed_in =
+        new_value(&app.send("POST", "/login_and_write/alice", Some(&id)).await).expect("a new ID");
+    assert_ne!(signed_in, id);
+    assert_eq!(
+        body(app.send("GET", "/whoami", Some(&signed_in)).await).await,
+        "alice"
+    );
+    assert_eq!(
+        body(app.send("GET", "/get/a", Some(&signed_in)).await).await,
+        "\"1\""
+    );
+}
+
+#[tokio::test]
 async fn a_blind_write_past_the_limits_fails_the_save_and_writes_nothing() {
     let logs = session_layer::testing::logs::LogCapture::global();
     let app = TestApp::with(|b| b.with_limits(64 * 1024, 3));

@@ -16,7 +16,7 @@ use serde_json::json;
 use session_layer::clock::Clock as _;
 use session_layer::id::{SessionId, StorageKey};
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo, TouchRule, WriteRules, Written};
+use session_layer::store::{Limits, Rotated, SessionInfo, TouchRule, WriteRules, Written};
 use session_layer::{MemoryStore, SessionLayer, SessionStore, StoreError};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -280,6 +280,18 @@ impl SessionStore for Taken {
         now: OffsetDateTime,
     ) -> Result<Written, StoreError> {
         self.inner.write(key, change, rules, now).await
+    }
+    async fn rotate_within(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        self.inner
+            .rotate_within(old, new, change, limits, now)
+            .await
     }
 }
 

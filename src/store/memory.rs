@@ -34,7 +34,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, TouchRule, WriteRules, Written,
+    Limits, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, Totals, TouchRule,
+    WriteRules, Written,
 };
 use crate::clock::millis;
 use crate::id::StorageKey;
@@ -142,6 +143,62 @@ impl MemoryStore {
         lock(&self.inner.users)
     }
 
+    /// Moves the live record under `old` to `new` with `change` applied, unless `new` is
+    /// taken or, with `limits`, the change would pass them.
+    fn move_record(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: Option<&Limits>,
+        now: OffsetDateTime,
+    ) -> Rotated {
+        // Two shard locks, always taken in index order so rotations cannot deadlock.
+        let (a, b) = (shard_of(old), shard_of(new));
+        let moved = if a == b {
+            let mut shard = lock(&self.inner.shards[a]);
+            if shard.contains_key(new) {
+                return Rotated::Collision;
+            }
+            take_changed(&mut shard, old, change, limits, now).map(|(before, packed)| {
+                let meta = packed.meta();
+                shard.insert(*new, packed);
+                (before, meta)
+            })
+        } else {
+            let (first, second) = (a.min(b), a.max(b));
+            let mut g1 = lock(&self.inner.shards[first]);
+            let mut g2 = lock(&self.inner.shards[second]);
+            let (old_shard, new_shard) = if a < b {
+                (&mut *g1, &mut *g2)
+            } else {
+                (&mut *g2, &mut *g1)
+            };
+            if new_shard.contains_key(new) {
+                return Rotated::Collision;
+            }
+            take_changed(old_shard, old, change, limits, now).map(|(before, packed)| {
+                let meta = packed.meta();
+                new_shard.insert(*new, packed);
+                (before, meta)
+            })
+        };
+        let (before, meta) = match moved {
+            Ok(moved) => moved,
+            Err(NotMoved::TooLarge(totals)) => return Rotated::TooLarge(totals),
+            Err(NotMoved::Gone(expired)) => {
+                if let Some(expired) = expired {
+                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
+                    self.reindex(old, expired.user(), None);
+                }
+                return Rotated::Gone;
+            }
+        };
+        self.reindex(old, before.as_deref(), None);
+        self.reindex(new, None, meta.user.as_deref());
+        Rotated::Done(meta)
+    }
+
     /// Keeps the per-user index in step with a record that changed owner or went away.
     /// Called after the shard lock is released: the index may briefly name a record that is
     /// gone, which listing tolerates, but never misses one that exists.
@@ -228,22 +285,36 @@ impl MemoryStore {
     }
 }
 
-/// Takes the record at `key` out of `shard` with `change` applied, and its owner before the
-/// change; or, when it is missing or expired, what was there (already taken out).
+/// Why [`take_changed`] left a record where it was.
+enum NotMoved {
+    /// Missing or expired; an expired record was taken out, and is here.
+    Gone(Option<Packed>),
+    /// The change would pass the limits: the record is untouched.
+    TooLarge(Totals),
+}
+
+/// Takes the live record at `key` out of `shard` with `change` applied (unless, with
+/// `limits`, it would pass them), and its owner before the change.
 fn take_changed(
     shard: &mut Shard,
     key: &StorageKey,
     change: &Change,
+    limits: Option<&Limits>,
     now: OffsetDateTime,
-) -> Result<(Option<String>, Packed), Option<Packed>> {
-    match shard.remove(key) {
-        Some(mut packed) if packed.is_live(now) => {
-            let before = packed.user().map(str::to_owned);
-            packed.apply(change);
-            Ok((before, packed))
-        }
-        other => Err(other),
+) -> Result<(Option<String>, Packed), NotMoved> {
+    if !shard.get(key).is_some_and(|packed| packed.is_live(now)) {
+        return Err(NotMoved::Gone(shard.remove(key)));
     }
+    let packed = shard.get_mut(key).expect("found just above");
+    let before = packed.user().map(str::to_owned);
+    match limits {
+        Some(limits) => packed
+            .apply_within(change, limits)
+            .map_err(NotMoved::TooLarge)?,
+        None => packed.apply(change),
+    }
+    let packed = shard.remove(key).expect("found just above");
+    Ok((before, packed))
 }
 
 /// The shard of `key`, from bytes the in-shard hash does not use (it takes the first eight).
@@ -404,49 +475,19 @@ impl SessionStore for MemoryStore {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Rotated, StoreError> {
-        // Two shard locks, always taken in index order so rotations cannot deadlock.
-        let (a, b) = (shard_of(old), shard_of(new));
-        let moved = if a == b {
-            let mut shard = lock(&self.inner.shards[a]);
-            if shard.contains_key(new) {
-                return Ok(Rotated::Collision);
-            }
-            take_changed(&mut shard, old, change, now).map(|(before, packed)| {
-                let meta = packed.meta();
-                shard.insert(*new, packed);
-                (before, meta)
-            })
-        } else {
-            let (first, second) = (a.min(b), a.max(b));
-            let mut g1 = lock(&self.inner.shards[first]);
-            let mut g2 = lock(&self.inner.shards[second]);
-            let (old_shard, new_shard) = if a < b {
-                (&mut *g1, &mut *g2)
-            } else {
-                (&mut *g2, &mut *g1)
-            };
-            if new_shard.contains_key(new) {
-                return Ok(Rotated::Collision);
-            }
-            take_changed(old_shard, old, change, now).map(|(before, packed)| {
-                let meta = packed.meta();
-                new_shard.insert(*new, packed);
-                (before, meta)
-            })
-        };
-        let (before, meta) = match moved {
-            Ok(moved) => moved,
-            Err(expired) => {
-                if let Some(expired) = expired {
-                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                    self.reindex(old, expired.user(), None);
-                }
-                return Ok(Rotated::Gone);
-            }
-        };
-        self.reindex(old, before.as_deref(), None);
-        self.reindex(new, None, meta.user.as_deref());
-        Ok(Rotated::Done(meta))
+        Ok(self.move_record(old, new, change, None, now))
+    }
+
+    async fn rotate_within(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        // The limits are checked on the record the rotation takes, under the same locks.
+        Ok(self.move_record(old, new, change, Some(limits), now))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {

@@ -56,6 +56,10 @@ pub enum Rotated {
     Gone,
     /// The new key was taken: nothing was written, the old record is untouched.
     Collision,
+    /// Only from [`SessionStore::rotate_within`]: the change would make the data pass the
+    /// limits (here are the totals it would have had). Nothing was written, the old record is
+    /// untouched.
+    TooLarge(Totals),
 }
 
 /// One of a user's sessions, as listed by [`SessionStore::list_by_user`].
@@ -203,12 +207,8 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         let Some(record) = self.load(key, now).await? else {
             return Ok(Written::Gone);
         };
-        if change.touches_data() {
-            let before = Totals::of(record.data());
-            let after = before.then(record.data(), change);
-            if !rules.limits.allow(before, after) {
-                return Ok(Written::TooLarge(after));
-            }
+        if let Some(after) = rules.limits.refuse(record.data(), change) {
+            return Ok(Written::TooLarge(after));
         }
         let mut change = change.clone();
         if change.touch.is_none() {
@@ -220,6 +220,32 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
             Some(meta) => Written::Done(meta),
             None => Written::Gone,
         })
+    }
+
+    /// As [`rotate`](Self::rotate), for a request that did not read the session: if the
+    /// change would make the data pass `limits` (counted as [`Limits`] says, and
+    /// [allowed](Limits::allow) to shrink), nothing is written and the answer is
+    /// [`Rotated::TooLarge`].
+    ///
+    /// The default runs [`load`](Self::load), checks the limits, then
+    /// [`rotate`](Self::rotate)s: one call more, and the check is not atomic with the
+    /// rotation. Backends whose rotation reads the record anyway (the memory and Redis
+    /// stores) should override it and check what they read.
+    async fn rotate_within(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        let Some(record) = self.load(old, now).await? else {
+            return Ok(Rotated::Gone);
+        };
+        if let Some(after) = limits.refuse(record.data(), change) {
+            return Ok(Rotated::TooLarge(after));
+        }
+        self.rotate(old, new, change, now).await
     }
 }
 
@@ -259,6 +285,9 @@ macro_rules! forward_store {
             }
             async fn write(&self, key: &StorageKey, change: &Change, rules: &WriteRules, now: OffsetDateTime) -> Result<Written, StoreError> {
                 (**self).write(key, change, rules, now).await
+            }
+            async fn rotate_within(&self, old: &StorageKey, new: &StorageKey, change: &Change, limits: &Limits, now: OffsetDateTime) -> Result<Rotated, StoreError> {
+                (**self).rotate_within(old, new, change, limits, now).await
             }
         }
     )*};

@@ -133,6 +133,21 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The totals `data` would have once `change` applies, if the change touches the data
+    /// and those totals are not [allowed](Self::allow); `None` when the change may be
+    /// written.
+    #[must_use]
+    pub fn refuse(&self, data: &Map<String, Value>, change: &Change) -> Option<Totals> {
+        if !change.touches_data() {
+            return None;
+        }
+        let before = Totals::of(data);
+        let after = before.then(data, change);
+        (!self.allow(before, after)).then_some(after)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self::new(64 * 1024, 1024)

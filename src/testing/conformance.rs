@@ -394,6 +394,83 @@ pub async fn rotate_into_a_taken_key_changes_nothing<S: SessionStore + ?Sized>(s
     assert_eq!(load(store, &taken, t).await, Some(b));
 }
 
+/// rotate_within moves the record as rotate does when the change keeps to the limits, and
+/// refuses one that would pass them with `TooLarge` and the exact totals, changing nothing;
+/// a change that shrinks an oversized session is allowed, and a missing session is `Gone`.
+pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, old, new) = (now(), key(), key());
+    let r = record(t);
+    create(store, &old, &r).await;
+    let stored = Totals::of(r.data());
+    let big = set("big", json!("x".repeat(100)));
+    let after = Totals::after(r.data(), &big);
+    let tight = Limits::new(after.bytes - 1, 100);
+    let outcome = store
+        .rotate_within(&old, &new, &big, &tight, t)
+        .await
+        .expect("rotate_within");
+    assert_eq!(outcome, Rotated::TooLarge(after));
+    assert_eq!(
+        load(store, &old, t).await,
+        Some(r.clone()),
+        "the refused rotation wrote"
+    );
+    assert_eq!(
+        load(store, &new, t).await,
+        None,
+        "the refused rotation created the new key"
+    );
+
+    // Too many keys, counted the same way.
+    let outcome = store
+        .rotate_within(&old, &new, &big, &Limits::new(1 << 16, stored.keys), t)
+        .await
+        .expect("rotate_within");
+    assert_eq!(outcome, Rotated::TooLarge(after));
+    assert_eq!(load(store, &old, t).await, Some(r.clone()));
+
+    // Within the limits (exactly at them): moved, as rotate does.
+    let exact = Limits::new(after.bytes, after.keys);
+    match store
+        .rotate_within(&old, &new, &big, &exact, t)
+        .await
+        .expect("rotate_within")
+    {
+        Rotated::Done(meta) => assert_eq!(meta.created, r.meta.created),
+        other => panic!("rotate_within at the limits gave {other:?}"),
+    }
+    assert_eq!(load(store, &old, t).await, None, "the old key survived");
+    let moved = load(store, &new, t)
+        .await
+        .expect("the new key holds nothing");
+    assert_eq!(moved.data()["big"], json!("x".repeat(100)));
+
+    // Over limits it can never meet, a change that shrinks the session is allowed.
+    let newer = key();
+    let mut shrink = Change::default();
+    shrink.remove("big");
+    let outcome = store
+        .rotate_within(&new, &newer, &shrink, &Limits::new(1, 1), t)
+        .await
+        .expect("rotate_within");
+    assert!(matches!(outcome, Rotated::Done(_)), "{outcome:?}");
+    assert_eq!(
+        load(store, &newer, t).await.expect("moved").data(),
+        r.data()
+    );
+
+    // Nothing there: gone, nothing written.
+    let (missing, target) = (key(), key());
+    let outcome = store
+        .rotate_within(&missing, &target, &big, &exact, t)
+        .await
+        .expect("rotate_within");
+    assert_eq!(outcome, Rotated::Gone);
+    assert_eq!(load(store, &target, t).await, None);
+}
+
 /// 20 concurrent rotations of one session: exactly one succeeds, exactly one new key lives.
 pub async fn concurrent_rotations_have_one_winner<S: SessionStore + ?Sized>(store: &S) {
     let (t, old) = (now(), key());
@@ -987,6 +1064,7 @@ pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
     rotate_keeps_the_owner_of_an_owned_session(store).await;
     rotate_of_a_missing_session_writes_nothing(store).await;
     rotate_into_a_taken_key_changes_nothing(store).await;
+    rotate_within_checks_the_limits_on_the_record_it_moves(store).await;
     concurrent_rotations_have_one_winner(store).await;
     updates_racing_a_rotation_never_revive_the_old_key(store).await;
     delete_removes_and_tolerates_absence(store).await;

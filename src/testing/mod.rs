@@ -134,6 +134,7 @@ macro_rules! store_conformance_tests {
             rotate_keeps_the_owner_of_an_owned_session,
             rotate_of_a_missing_session_writes_nothing,
             rotate_into_a_taken_key_changes_nothing,
+            rotate_within_checks_the_limits_on_the_record_it_moves,
             concurrent_rotations_have_one_winner,
             updates_racing_a_rotation_never_revive_the_old_key,
             delete_removes_and_tolerates_absence,
@@ -302,5 +303,18 @@ impl<S: crate::SessionStore> crate::SessionStore for CountingStore<S> {
     ) -> Result<crate::store::Written, crate::StoreError> {
         self.count();
         self.inner.write(key, change, rules, now).await
+    }
+    async fn rotate_within(
+        &self,
+        old: &crate::id::StorageKey,
+        new: &crate::id::StorageKey,
+        change: &crate::record::Change,
+        limits: &crate::store::Limits,
+        now: OffsetDateTime,
+    ) -> Result<crate::store::Rotated, crate::StoreError> {
+        self.count();
+        self.inner
+            .rotate_within(old, new, change, limits, now)
+            .await
     }
 }

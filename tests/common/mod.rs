@@ -61,8 +61,8 @@ impl Counts {
 }
 
 /// A `MemoryStore` that counts calls and fails every call while `down` is set. It keeps
-/// the trait's default `load_touching` and `write`, so they count as the primitive calls
-/// (load, touch, update) they are built from.
+/// the trait's default `load_touching`, `write` and `rotate_within`, so they count as the
+/// primitive calls (load, touch, update, rotate) they are built from.
 #[derive(Debug, Clone, Default)]
 pub struct Instrumented {
     pub inner: MemoryStore,

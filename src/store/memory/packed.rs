@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use crate::clock::millis;
 use crate::record::{Change, Metadata, Record};
-use crate::store::{entry_bytes, Totals, TouchRule, WriteRules};
+use crate::store::{entry_bytes, Limits, Totals, TouchRule, WriteRules};
 
 const CREATED: usize = 0;
 const LAST_SEEN: usize = 8;
@@ -146,20 +146,27 @@ impl Packed {
         rules: &WriteRules,
         now: i64,
     ) -> Result<(), Totals> {
+        self.apply_within(change, &rules.limits)?;
+        if change.touch.is_none() {
+            if let Some(idle_deadline) = self.due(&rules.touch, now) {
+                self.touch_at(now, idle_deadline);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `change` unless the data would pass `limits`; then returns the totals it
+    /// would have had and changes nothing.
+    pub(super) fn apply_within(&mut self, change: &Change, limits: &Limits) -> Result<(), Totals> {
         if let Some((packed, totals)) = self.repacked(change, true) {
             if let Some((before, after)) = totals {
-                if !rules.limits.allow(before, after) {
+                if !limits.allow(before, after) {
                     return Err(after);
                 }
             }
             self.0 = packed;
         }
         self.apply_meta(change);
-        if change.touch.is_none() {
-            if let Some(idle_deadline) = self.due(&rules.touch, now) {
-                self.touch_at(now, idle_deadline);
-            }
-        }
         Ok(())
     }
 

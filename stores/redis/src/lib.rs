@@ -77,13 +77,15 @@
 //! | touch | script: liveness check, `m:seen`, `m:idle`, TTL; data untouched | 1 |
 //! | delete | `DEL` | 1 |
 //! | rotate | mark, create, finish (below) | 3 (cluster, with a user: 4) |
+//! | rotate within limits | as rotate; the limits are checked on the fields the mark took (nothing written if passed) | 3 (cluster, with a user: 4) |
 //! | list by user | index read, then one `HMGET` per listed session, in parallel | 2 |
 //! | delete by user | index read, one script per session in parallel, `ZREM` | 3 |
 //!
 //! Through the layer, a request that only reads its session costs one script call (the
 //! layer loads with the touching script, which writes nothing unless the idle deadline is
 //! due to move); a save after a load costs one more; a write without a read costs one
-//! (the write script), its touch and size check included.
+//! (the write script), its touch and size check included; a sign-in (rotation), with or
+//! without writes, costs the rotation's three.
 //!
 //! Update and touch never create: a change to a session that was deleted, expired or
 //! rotated away writes nothing and is reported as gone, so a slow request cannot bring a

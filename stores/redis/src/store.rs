@@ -12,7 +12,7 @@ use redis::{cmd, ScriptInvocation};
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
 use session_layer::store::{
-    Rotated, SessionInfo, SessionStore, Totals, TouchRule, WriteRules, Written,
+    Limits, Rotated, SessionInfo, SessionStore, Totals, TouchRule, WriteRules, Written,
 };
 use session_layer::{StoreError, StoreErrorKind};
 use sha2::{Digest, Sha256};
@@ -391,63 +391,20 @@ impl SessionStore for RedisStore {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Rotated, StoreError> {
-        let token = token();
-        let old_key = self.redis_key(old);
+        self.move_record(old, new, change, None, now).await
+    }
 
-        // 1. Mark the old record as moving and take its fields. From here on it is dead to
-        //    every other operation; updates that landed before are in what we took.
-        let mut mark = self.inner.scripts.mark.prepare_invoke();
-        mark.key(&old_key).arg(millis(now)).arg(&token);
-        let fields: Option<Vec<(Vec<u8>, Vec<u8>)>> = self.invoke("rotate", &mark).await?;
-        let Some(fields) = fields else {
-            return Ok(Rotated::Gone);
-        };
-        let mut unmark = self.inner.scripts.unmark.prepare_invoke();
-        unmark.key(&old_key).arg(&token);
-        let fields: Vec<_> = fields.into_iter().filter(|(f, _)| f != b"x").collect();
-        let mut record = match codec::decode(fields) {
-            Ok(Stored::Record(record)) => record,
-            Ok(_) => return Ok(Rotated::Gone),
-            Err(malformed) => {
-                // Unreadable: leave it as it was, and treat it as the load would.
-                self.invoke::<i64>("rotate", &unmark).await?;
-                malformed_as_absent(malformed);
-                return Ok(Rotated::Gone);
-            }
-        };
-        change.apply_to(&mut record);
-
-        // 2. Store it under the new key (indexing it first), never overwriting.
-        let created = match self.put_new(new, &record, now, &token).await {
-            Ok(created) => created,
-            Err(error) => {
-                // Whether the create landed is unknown: fail closed. The old key stays
-                // marked (dead) and the new one is removed if it can be.
-                self.best_effort_delete(new).await;
-                return Err(error);
-            }
-        };
-        if !created {
-            self.invoke::<i64>("rotate", &unmark).await?;
-            return Ok(Rotated::Collision);
-        }
-
-        // 3. Delete the old record, if this rotation still owns it. If a sign-out or
-        //    revocation deleted it meanwhile, that wins: the new record goes too.
-        let mut finish = self.inner.scripts.finish.prepare_invoke();
-        finish.key(&old_key).arg(&token);
-        match self.invoke::<i64>("rotate", &finish).await {
-            Ok(1) => Ok(Rotated::Done(record.meta)),
-            Ok(_) => {
-                self.query::<i64>("rotate", cmd("DEL").arg(self.redis_key(new)))
-                    .await?;
-                Ok(Rotated::Gone)
-            }
-            Err(error) => {
-                self.best_effort_delete(new).await;
-                Err(error)
-            }
-        }
+    async fn rotate_within(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        // The rotation takes the record's fields anyway: the limits are checked on them, with
+        // no load before it.
+        self.move_record(old, new, change, Some(limits), now).await
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
@@ -539,6 +496,80 @@ impl SessionStore for RedisStore {
 }
 
 impl RedisStore {
+    /// The rotation: mark the old record, create the new one, finish (see the crate docs),
+    /// refusing, with `limits`, a change that would pass them.
+    async fn move_record(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: Option<&Limits>,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        let token = token();
+        let old_key = self.redis_key(old);
+
+        // 1. Mark the old record as moving and take its fields. From here on it is dead to
+        //    every other operation; updates that landed before are in what we took.
+        let mut mark = self.inner.scripts.mark.prepare_invoke();
+        mark.key(&old_key).arg(millis(now)).arg(&token);
+        let fields: Option<Vec<(Vec<u8>, Vec<u8>)>> = self.invoke("rotate", &mark).await?;
+        let Some(fields) = fields else {
+            return Ok(Rotated::Gone);
+        };
+        let mut unmark = self.inner.scripts.unmark.prepare_invoke();
+        unmark.key(&old_key).arg(&token);
+        let fields: Vec<_> = fields.into_iter().filter(|(f, _)| f != b"x").collect();
+        let mut record = match codec::decode(fields) {
+            Ok(Stored::Record(record)) => record,
+            Ok(_) => return Ok(Rotated::Gone),
+            Err(malformed) => {
+                // Unreadable: leave it as it was, and treat it as the load would.
+                self.invoke::<i64>("rotate", &unmark).await?;
+                malformed_as_absent(malformed);
+                return Ok(Rotated::Gone);
+            }
+        };
+        if let Some(after) = limits.and_then(|limits| limits.refuse(record.data(), change)) {
+            // Too large: leave it as it was.
+            self.invoke::<i64>("rotate", &unmark).await?;
+            return Ok(Rotated::TooLarge(after));
+        }
+        change.apply_to(&mut record);
+
+        // 2. Store it under the new key (indexing it first), never overwriting.
+        let created = match self.put_new(new, &record, now, &token).await {
+            Ok(created) => created,
+            Err(error) => {
+                // Whether the create landed is unknown: fail closed. The old key stays
+                // marked (dead) and the new one is removed if it can be.
+                self.best_effort_delete(new).await;
+                return Err(error);
+            }
+        };
+        if !created {
+            self.invoke::<i64>("rotate", &unmark).await?;
+            return Ok(Rotated::Collision);
+        }
+
+        // 3. Delete the old record, if this rotation still owns it. If a sign-out or
+        //    revocation deleted it meanwhile, that wins: the new record goes too.
+        let mut finish = self.inner.scripts.finish.prepare_invoke();
+        finish.key(&old_key).arg(&token);
+        match self.invoke::<i64>("rotate", &finish).await {
+            Ok(1) => Ok(Rotated::Done(record.meta)),
+            Ok(_) => {
+                self.query::<i64>("rotate", cmd("DEL").arg(self.redis_key(new)))
+                    .await?;
+                Ok(Rotated::Gone)
+            }
+            Err(error) => {
+                self.best_effort_delete(new).await;
+                Err(error)
+            }
+        }
+    }
+
     /// Runs the update script, or with `rules` the write script, for `change`: the
     /// metadata fields afterwards (or what the write script answers instead), or `None` if
     /// the record is gone.

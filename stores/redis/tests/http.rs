@@ -198,6 +198,12 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
     let created = meter.measure().await;
     let signed_in = client.post("/login/alice", Some(&cookie)).await.cookie;
     let rotation = meter.measure().await;
+    let noted = client
+        .post("/login/bob/note/hi", signed_in.as_deref())
+        .await
+        .cookie;
+    let rotation_writing = meter.measure().await;
+    let signed_in = noted;
     let logout = client.post("/logout", signed_in.as_deref()).await;
     let delete = meter.measure().await;
     assert!(create.cookie.is_some());
@@ -216,6 +222,7 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
         ("write without reading, touch due", &blind_write_touch),
         ("new session", &created),
         ("sign-in (rotate + set user)", &rotation),
+        ("sign-in that writes unread", &rotation_writing),
         ("sign-out", &delete),
     ] {
         eprintln!(
@@ -261,6 +268,12 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
         rotation.sent,
         ["evalsha", "evalsha", "evalsha"],
         "mark, create, finish"
+    );
+    // The limits of a write no read preceded are checked on what the mark took: no load.
+    assert_eq!(
+        rotation_writing.sent,
+        ["evalsha", "evalsha", "evalsha"],
+        "a sign-in that writes is mark, create, finish"
     );
     assert_eq!(delete.sent, ["del"]);
 }

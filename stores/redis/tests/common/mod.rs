@@ -293,6 +293,7 @@ pub(crate) fn routes() -> Router {
         .route("/get/{key}", get(get_key))
         .route("/set/{key}/{value}", post(set_key))
         .route("/login/{user}", post(login))
+        .route("/login/{user}/note/{value}", post(login_with_note))
         .route("/whoami", get(whoami))
         .route("/sessions", get(sessions))
         .route("/revoke-others", post(revoke_others))
@@ -327,6 +328,17 @@ async fn login(session: Session, Path(user): Path<String>) -> &'static str {
     session.rotate().await;
     session.set_user(Some(user)).await;
     "ok"
+}
+
+/// A sign-in that also writes, without reading first.
+async fn login_with_note(
+    session: Session,
+    Path((user, note)): Path<(String, String)>,
+) -> Result<&'static str, SessionError> {
+    session.rotate().await;
+    session.set_user(Some(user)).await;
+    session.insert("note", note).await?;
+    Ok("ok")
 }
 
 async fn whoami(session: Session) -> Result<String, SessionError> {

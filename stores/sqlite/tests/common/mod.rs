@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo, TouchRule, WriteRules, Written};
+use session_layer::store::{Limits, Rotated, SessionInfo, TouchRule, WriteRules, Written};
 use session_layer::{SessionStore, StoreError};
 use session_layer_sqlite::{SqliteStore, SqliteStoreBuilder};
 use tempfile::TempDir;
@@ -121,5 +121,17 @@ impl SessionStore for TempStore {
         now: OffsetDateTime,
     ) -> Result<Written, StoreError> {
         self.store.write(key, change, rules, now).await
+    }
+    async fn rotate_within(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        limits: &Limits,
+        now: OffsetDateTime,
+    ) -> Result<Rotated, StoreError> {
+        self.store
+            .rotate_within(old, new, change, limits, now)
+            .await
     }
 }
