@@ -49,18 +49,22 @@ fn with_not_before(config: ClientSide, times: &Times) -> ClientSide {
     })
 }
 
+/// A client-side layer (signed-only or private) whose not-before times are `times`.
+fn revocable(signed: bool, times: &Times, clock: &MockClock) -> SessionLayer {
+    let config = ClientSide::new(ring(&[1]));
+    let config = with_not_before(if signed { config.signed_only() } else { config }, times);
+    SessionLayer::client_side_builder(config)
+        .with_clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_not_before_time_voids_the_users_older_sessions() {
     for signed in [false, true] {
         let clock = MockClock::new();
         let times = Times::default();
-        let config = ClientSide::new(ring(&[1]));
-        let config = with_not_before(if signed { config.signed_only() } else { config }, &times);
-        let layer = SessionLayer::client_side_builder(config)
-            .with_clock(clock.clone())
-            .build()
-            .unwrap();
-        let mut laptop = Browser::new(layer);
+        let mut laptop = Browser::new(revocable(signed, &times, &clock));
         laptop.get("/count").await;
         laptop.get("/login").await;
         let mut phone = Browser::on(laptop.app.clone());
@@ -91,12 +95,7 @@ async fn a_write_unread_after_sign_out_everywhere_starts_a_new_session() {
     // The save has to open the cookie and wait for the not-before check before it reseals.
     let clock = MockClock::new();
     let times = Times::default();
-    let config = with_not_before(ClientSide::new(ring(&[1])), &times);
-    let layer = SessionLayer::client_side_builder(config)
-        .with_clock(clock.clone())
-        .build()
-        .unwrap();
-    let mut browser = Browser::new(layer);
+    let mut browser = Browser::new(revocable(false, &times, &clock));
     browser.get("/count").await;
     browser.get("/login").await;
     assert_eq!(browser.get("/whoami").await.body, "Some(\"alice\") false");
