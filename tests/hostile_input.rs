@@ -289,6 +289,7 @@ impl SessionStore for Taken {
         limits: &Limits,
         now: OffsetDateTime,
     ) -> Result<Rotated, StoreError> {
+        self.plant(new).await;
         self.inner
             .rotate_within(old, new, change, limits, now)
             .await
@@ -366,6 +367,17 @@ async fn a_taken_id_makes_the_layer_draw_another_and_never_overwrites_or_adopts_
         body(send(&app, "GET", "/whoami", Some(&after)).await).await,
         "alice"
     );
+    // A sign-in that also writes, unread (the store checks its limits as it rotates).
+    store.collide.store(1, Ordering::SeqCst);
+    let res = send(&app, "POST", "/login_and_write/bob", Some(&after)).await;
+    ok(&res);
+    let third = SessionId::parse(new_value(&res).unwrap().as_bytes())
+        .unwrap()
+        .storage_key();
+    let taken = store.planted.lock().unwrap()[1];
+    assert_ne!(taken, third);
+    assert_eq!(owner(&store, &taken).await, Some(json!("someone else")));
+    assert_eq!(owner(&store, &third).await, Some(json!("me")));
 
     // A source so broken that every try collides: an error, no cookie, nothing adopted.
     let store = Taken::new(usize::MAX);
