@@ -291,11 +291,9 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
     let loaded = loaded.and_then(Option::as_ref);
     let rules = &inner.shared.rules;
-    if let Some(record) = loaded.filter(|_| rotate && change.touches_data()) {
-        let before = Totals::of(record.data());
-        let after = before.then(record.data(), &change);
-        if !rules.limits.allow(before, after) {
-            // Only reachable through a rotation: `insert` checks loaded sessions itself.
+    if let Some(record) = loaded.filter(|_| rotate) {
+        // Only reachable through a rotation: `insert` checks loaded sessions itself.
+        if let Some(after) = rules.limits.refuse(record.data(), &change) {
             return Err(too_large(after));
         }
     }

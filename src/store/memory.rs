@@ -293,8 +293,8 @@ enum NotMoved {
     TooLarge(Totals),
 }
 
-/// Takes the live record at `key` out of `shard` with `change` applied (unless, with
-/// `limits`, it would pass them), and its owner before the change.
+/// Takes the live record at `key` out of `shard` with `change` applied, and its owner before
+/// the change; with `limits`, a change that would pass them leaves the record in place.
 fn take_changed(
     shard: &mut Shard,
     key: &StorageKey,
@@ -302,18 +302,21 @@ fn take_changed(
     limits: Option<&Limits>,
     now: OffsetDateTime,
 ) -> Result<(Option<String>, Packed), NotMoved> {
-    if !shard.get(key).is_some_and(|packed| packed.is_live(now)) {
-        return Err(NotMoved::Gone(shard.remove(key)));
-    }
-    let packed = shard.get_mut(key).expect("found just above");
+    let mut packed = match shard.remove(key) {
+        Some(packed) if packed.is_live(now) => packed,
+        other => return Err(NotMoved::Gone(other)),
+    };
     let before = packed.user().map(str::to_owned);
     match limits {
-        Some(limits) => packed
-            .apply_within(change, limits)
-            .map_err(NotMoved::TooLarge)?,
+        Some(limits) => {
+            if let Err(after) = packed.apply_within(change, limits) {
+                // Refused: it goes back as it was.
+                shard.insert(*key, packed);
+                return Err(NotMoved::TooLarge(after));
+            }
+        }
         None => packed.apply(change),
     }
-    let packed = shard.remove(key).expect("found just above");
     Ok((before, packed))
 }
 
