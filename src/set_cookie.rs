@@ -41,15 +41,24 @@ impl SetCookie {
     /// The header that sets the cookie to `value`, with a `Max-Age` of `max_age` if given
     /// (a persistent session), else a cookie that ends with the browser session.
     pub(crate) fn set(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
-        let mut out =
-            String::with_capacity(self.prefix.len() + value.len() + self.suffix.len() + 32);
+        const MAX_AGE: &str = "; Max-Age=";
+        let mut seconds = itoa::Buffer::new();
+        let max_age = max_age.map(|d| seconds.format(d.whole_seconds()));
+        // Exactly as long as the header: a `Vec` with spare room would cost `HeaderValue`
+        // a second allocation.
+        let len = self.prefix.len()
+            + value.len()
+            + self.suffix.len()
+            + max_age.map_or(0, |s| MAX_AGE.len() + s.len());
+        let mut out = String::with_capacity(len);
         out.push_str(&self.prefix);
         out.push_str(value);
         out.push_str(&self.suffix);
         if let Some(max_age) = max_age {
-            out.push_str("; Max-Age=");
-            out.push_str(itoa::Buffer::new().format(max_age.whole_seconds()));
+            out.push_str(MAX_AGE);
+            out.push_str(max_age);
         }
+        debug_assert_eq!(out.len(), out.capacity());
         HeaderValue::try_from(out)
             .expect("names and attributes are checked at build time and values are base64")
     }
