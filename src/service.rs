@@ -155,9 +155,9 @@ pub(crate) enum CookieOut {
     Keep,
     Set(SessionId, Metadata),
     Remove,
-    /// A client-side session's new sealed value.
+    /// A client-side session's new sealed value, as its whole `Set-Cookie`.
     #[cfg(feature = "client-side")]
-    Sealed(String, Metadata),
+    Sealed(HeaderValue),
 }
 
 /// Runs the one store operation the request needs, then writes the headers.
@@ -215,8 +215,7 @@ fn write_cookie<B: Default>(
                     headers.append(SET_COOKIE, value);
                 }
                 #[cfg(feature = "client-side")]
-                CookieOut::Sealed(value, meta) => {
-                    let value = set_cookie(shared, &value, &meta, session.inner().now);
+                CookieOut::Sealed(value) => {
                     headers.append(SET_COOKIE, value);
                 }
                 CookieOut::Remove => {
@@ -455,7 +454,9 @@ fn collision_error() -> StoreError {
     )
 }
 
-fn set_cookie(
+/// The `Set-Cookie` that sets the session cookie to `value`, with the `Max-Age` of a
+/// persistent session.
+pub(crate) fn set_cookie(
     shared: &Shared,
     value: &str,
     meta: &Metadata,

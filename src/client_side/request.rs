@@ -13,7 +13,7 @@ use crate::cookie_header;
 use crate::error::SessionError;
 use crate::layer::Shared;
 use crate::record::{Change, Changed, Metadata, Record, Touch};
-use crate::service::{fresh_record, nothing_kept, CookieOut};
+use crate::service::{fresh_record, nothing_kept, set_cookie, CookieOut};
 use crate::session::{Inner, Session};
 use crate::store::{StoreError, StoreErrorKind};
 
@@ -265,10 +265,13 @@ pub(crate) fn save_now(
     // Sealed from the loaded record and the change, without copying the record first.
     let mut meta = record.meta.clone();
     change.apply_meta(&mut meta);
-    let sealed = sealing
-        .sealer
-        .seal_parts(&meta, &Changed::new(record.data(), &change), &nonce);
-    Some(sealed_out(sealed, meta))
+    Some(sealed_out(
+        session,
+        sealing,
+        &meta,
+        &Changed::new(record.data(), &change),
+        &nonce,
+    ))
 }
 
 /// Whether the save has to open the cookie first: the session was neither read nor
@@ -288,21 +291,36 @@ fn fresh_or_clear(
     change: &Change,
 ) -> Result<CookieOut, StoreError> {
     match fresh_record(session, change) {
-        Some(record) => seal(sealing, record, &Nonce::generate()),
+        Some(record) => sealed_out(
+            session,
+            sealing,
+            &record.meta,
+            record.data(),
+            &Nonce::generate(),
+        ),
         None => Ok(nothing_kept(session)),
     }
 }
 
-fn seal(sealing: &Sealing, record: Record, nonce: &Nonce) -> Result<CookieOut, StoreError> {
-    sealed_out(sealing.sealer.seal(&record, nonce), record.meta)
-}
-
-fn sealed_out(sealed: Result<String, usize>, meta: Metadata) -> Result<CookieOut, StoreError> {
-    match sealed {
-        Ok(value) => Ok(CookieOut::Sealed(value, meta)),
-        Err(bytes) => Err(StoreError::new(
-            StoreErrorKind::TooLarge,
-            format!("{}", SessionError::CookieTooLarge { bytes }),
-        )),
-    }
+/// Seals a record given as metadata and data into the response's `Set-Cookie`, rendered
+/// from the sealed value where the jar holds it.
+fn sealed_out(
+    session: &Session,
+    sealing: &Sealing,
+    meta: &Metadata,
+    data: &impl serde::Serialize,
+    nonce: &Nonce,
+) -> Result<CookieOut, StoreError> {
+    let inner = session.inner();
+    sealing
+        .sealer
+        .seal_with(meta, data, nonce, |value| {
+            CookieOut::Sealed(set_cookie(&inner.shared, value, meta, inner.now))
+        })
+        .map_err(|bytes| {
+            StoreError::new(
+                StoreErrorKind::TooLarge,
+                format!("{}", SessionError::CookieTooLarge { bytes }),
+            )
+        })
 }

@@ -277,15 +277,29 @@ impl Sealer {
         data: &impl serde::Serialize,
         nonce: &Nonce,
     ) -> Result<String, usize> {
-        let value = self.seal_text(write_payload_parts(meta, data, nonce));
-        let len = self.cookie_name.len() + value.len();
-        if len > MAX_COOKIE_BYTES {
-            return Err(len);
-        }
-        Ok(value)
+        self.seal_with(meta, data, nonce, str::to_owned)
     }
 
-    fn seal_text(&self, plaintext: String) -> String {
+    /// Seals a record given as metadata and data and hands the sealed value to `use_value`
+    /// (which renders the `Set-Cookie`, say) where the jar holds it, without a copy; or says
+    /// how large the cookie would have been if it does not fit the browser budget.
+    pub(crate) fn seal_with<R>(
+        &self,
+        meta: &Metadata,
+        data: &impl serde::Serialize,
+        nonce: &Nonce,
+        use_value: impl FnOnce(&str) -> R,
+    ) -> Result<R, usize> {
+        self.seal_text(write_payload_parts(meta, data, nonce), |value| {
+            let len = self.cookie_name.len() + value.len();
+            if len > MAX_COOKIE_BYTES {
+                return Err(len);
+            }
+            Ok(use_value(value))
+        })
+    }
+
+    fn seal_text<R>(&self, plaintext: String, use_value: impl FnOnce(&str) -> R) -> R {
         let key = &self.keys[0];
         let mut jar = CookieJar::new();
         match self.mode {
@@ -297,22 +311,22 @@ impl Sealer {
                 URL_SAFE_NO_PAD.encode(plaintext),
             )),
         }
-        jar.get(&self.cookie_name)
-            .expect("the jar holds the cookie just added")
-            .value()
-            .to_owned()
+        use_value(
+            jar.get(&self.cookie_name)
+                .expect("the jar holds the cookie just added")
+                .value(),
+        )
     }
 
     /// Opens a cookie value that has the right shape. `None` for every kind of failure
     /// alike: no key opens it, it is not a payload of the current format, or it is not
     /// well-formed. Expiry is the caller's to check.
     pub(crate) fn open(&self, value: &str) -> Option<Opened> {
-        let (plaintext, index) = self
-            .keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, key)| self.open_with(key, value).map(|p| (p, i)))?;
-        let (record, nonce) = read_payload(&plaintext)?;
+        let (opened, index) = self.keys.iter().enumerate().find_map(|(i, key)| {
+            self.open_with(key, value, read_payload)
+                .map(|opened| (opened, i))
+        })?;
+        let (record, nonce) = opened?;
         Some(Opened {
             record,
             nonce,
@@ -320,25 +334,23 @@ impl Sealer {
         })
     }
 
-    fn open_with(&self, key: &Key, value: &str) -> Option<String> {
+    /// Hands the plaintext to `read` where the opened cookie holds it, or `None` if `key`
+    /// does not open `value`.
+    fn open_with<R>(&self, key: &Key, value: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
         let jar = CookieJar::new();
         let cookie = Cookie::new(self.cookie_name.clone(), value.to_owned());
         match self.mode {
-            Mode::Private => jar
-                .private(key)
-                .decrypt(cookie)
-                .map(|c| c.value().to_owned()),
-            Mode::Signed => jar
-                .signed(key)
-                .verify(cookie)
-                .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok())
-                .and_then(|bytes| String::from_utf8(bytes).ok()),
+            Mode::Private => jar.private(key).decrypt(cookie).map(|c| read(c.value())),
+            Mode::Signed => {
+                let bytes = URL_SAFE_NO_PAD.decode(jar.signed(key).verify(cookie)?.value());
+                Some(read(std::str::from_utf8(&bytes.ok()?).ok()?))
+            }
         }
     }
 
     /// Seals any text with the first key, as if it were a payload; for tests and the fuzz
     /// target, to reach the payload parser behind the cryptography.
     pub(crate) fn seal_raw(&self, plaintext: &str) -> String {
-        self.seal_text(plaintext.to_owned())
+        self.seal_text(plaintext.to_owned(), str::to_owned)
     }
 }
