@@ -26,8 +26,8 @@
 //! # What is in the cookie
 //!
 //! The session's data, its idle and absolute deadlines, its persistence ("remember me")
-//! flag, its user, a random nonce and a format version, as JSON, sealed by the `cookie`
-//! crate:
+//! flag, its user, a random nonce and a format version, as a short text with the data as
+//! JSON, sealed by the `cookie` crate:
 //!
 //! - By default with its private jar: AES-256-GCM, a fresh random nonce per cookie. The
 //!   client can neither read nor change the session.

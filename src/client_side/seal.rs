@@ -1,16 +1,20 @@
 //! Sealing a session record into a cookie value and opening it again.
 //!
 //! The record becomes a small text payload that carries its own format version, a random
-//! session nonce, the times and the persistence flag as plain fields, then the owner and the
-//! data as JSON (data only, never code):
+//! session nonce, the times and the persistence flag as plain fields, then the data as JSON
+//! (data only, never code), paired with the owner when the session has one:
 //!
 //! ```text
-//! 2.<nonce>.<created>.<last seen>.<idle deadline>.<absolute deadline>.<0|1>.[<user|null>,{<data>}]
+//! 3.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<0|1>.{<data>}
+//! 3.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<0|1>.["<user>",{<data>}]
 //! ```
 //!
-//! Times are milliseconds since the Unix epoch. Fixed fields before the JSON keep the
-//! payload short and cheap to read on every request. The
-//! `cookie` crate seals it: its private jar (AES-256-GCM, with the cookie name as associated
+//! Times are milliseconds: `created` since the Unix epoch, the others as the differences
+//! above, which take about half the digits. Every byte of the payload is paid for on every
+//! request that opens or seals it (encryption, authentication, base64 both ways), so fixed
+//! fields before the JSON keep it short and cheap to read. Format 2 (every time since the
+//! epoch, the owner always written as `[<user|null>,{<data>}]`) is still read. The
+//! //! `cookie` crate seals it: its private jar (AES-256-GCM, with the cookie name as associated
 //! data) by default, or its signed jar (HMAC-SHA256) in signed-only mode, where the payload
 //! is base64url so the value stays a legal cookie value. Keys come from the [`KeyRing`],
 //! derived per mode, purpose and cookie name.
@@ -26,8 +30,12 @@ use serde_json::{Map, Value};
 use crate::clock::millis;
 use crate::record::{Metadata, Record};
 
-/// The format of the sealed payload. A cookie of any other version is rejected.
-const FORMAT_TEXT: &str = "2";
+/// The format of the sealed payload this crate writes.
+const FORMAT_TEXT: &str = "3";
+/// The previous format, still read so that sessions sealed before an upgrade stay valid:
+/// times as absolute milliseconds, and the owner always written. A cookie of any other
+/// version is rejected.
+const FORMAT_2_TEXT: &str = "2";
 /// Browsers keep a cookie only while its name and value together fit in this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
 /// Random bytes of the session nonce: new at creation and at every rotation.
@@ -158,22 +166,32 @@ fn write_payload(record: &Record, nonce: &Nonce) -> String {
 
 /// Writes the payload of a record with metadata `m` and `data`.
 fn write_payload_parts(m: &Metadata, data: &impl serde::Serialize, nonce: &Nonce) -> String {
-    let mut out = Vec::with_capacity(128 + NONCE_TEXT);
+    let mut out = Vec::with_capacity(96 + NONCE_TEXT);
     out.extend_from_slice(FORMAT_TEXT.as_bytes());
     out.push(b'.');
     out.extend_from_slice(&nonce.0);
+    let created = millis::of(m.created);
+    let last_seen = millis::of(m.last_seen);
     let mut number = itoa::Buffer::new();
-    for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
+    for field in [
+        created,
+        last_seen - created,
+        millis::of(m.idle_deadline) - last_seen,
+        millis::of(m.absolute_deadline) - created,
+    ] {
         out.push(b'.');
-        out.extend_from_slice(number.format(millis::of(t)).as_bytes());
+        out.extend_from_slice(number.format(field).as_bytes());
     }
     out.extend_from_slice(if m.persistent { b".1." } else { b".0." });
-    serde_json::to_writer(&mut out, &(m.user.as_deref(), data))
-        .expect("a JSON map of JSON values always serializes");
+    match m.user.as_deref() {
+        None => serde_json::to_writer(&mut out, data),
+        Some(user) => serde_json::to_writer(&mut out, &(user, data)),
+    }
+    .expect("a JSON map of JSON values always serializes");
     String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
 }
 
-/// Reads a payload `write_payload` wrote; `None` for anything else.
+/// Reads a payload `write_payload` wrote, or one of format 2; `None` for anything else.
 fn read_payload(text: &str) -> Option<(Record, Nonce)> {
     let mut rest = text;
     // The fixed fields end at a `.`; the JSON after the last of them may hold more.
@@ -183,24 +201,35 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
         rest = tail;
         Some(field)
     };
-    if field()? != FORMAT_TEXT {
-        return None;
-    }
+    let relative = match field()? {
+        FORMAT_TEXT => true,
+        FORMAT_2_TEXT => false,
+        _ => return None,
+    };
     let nonce = Nonce::read(field()?)?;
-    let mut time = || millis::from(field()?.parse().ok()?);
-    let (created, last_seen, idle_deadline, absolute_deadline) =
-        (time()?, time()?, time()?, time()?);
+    let mut number = || field()?.parse::<i64>().ok();
+    let [created, mut last_seen, mut idle_deadline, mut absolute_deadline] =
+        [number()?, number()?, number()?, number()?];
+    if relative {
+        last_seen = created.checked_add(last_seen)?;
+        idle_deadline = last_seen.checked_add(idle_deadline)?;
+        absolute_deadline = created.checked_add(absolute_deadline)?;
+    }
     let persistent = match field()? {
         "0" => false,
         "1" => true,
         _ => return None,
     };
-    let (user, data): (Option<String>, Map<String, Value>) = serde_json::from_str(rest).ok()?;
+    let (user, data): (Option<String>, Map<String, Value>) = if relative && rest.starts_with('{') {
+        (None, serde_json::from_str(rest).ok()?)
+    } else {
+        serde_json::from_str(rest).ok()?
+    };
     let meta = Metadata {
-        created,
-        last_seen,
-        idle_deadline,
-        absolute_deadline,
+        created: millis::from(created)?,
+        last_seen: millis::from(last_seen)?,
+        idle_deadline: millis::from(idle_deadline)?,
+        absolute_deadline: millis::from(absolute_deadline)?,
         persistent,
         user,
     };

@@ -158,34 +158,82 @@ fn a_value_sealed_for_another_purpose_name_or_mode_does_not_open() {
     assert!(sealer(Mode::Signed, "x", "__Host-a").open(&value).is_none());
 }
 
+/// One session in the payload format this crate writes (3: times after the first as
+/// differences, the owner only when there is one) and in the one it wrote before (2).
+const FORMAT_3: &str = r#"3.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0.{}"#;
+const FORMAT_2: &str = r#"2.AAAAAAAAAAAAAAAAAAAAAA.1.1.9999999999999.9999999999999.0.[null,{}]"#;
+
+#[test]
+fn a_session_sealed_in_format_2_still_opens_as_it_did() {
+    for mode in MODES {
+        let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
+        for (old, new) in [
+            (FORMAT_2.to_owned(), FORMAT_3.to_owned()),
+            (
+                FORMAT_2.replace("[null,{}]", r#"["alice",{"n":7}]"#),
+                FORMAT_3.replace(".{}", r#".["alice",{"n":7}]"#),
+            ),
+        ] {
+            let old = s.open(&s.seal_raw(&old)).expect("a format-2 payload opens");
+            let new = s.open(&s.seal_raw(&new)).expect("a format-3 payload opens");
+            assert_eq!(old.record, new.record, "{mode:?}");
+            assert_eq!(old.record.meta.created.unix_timestamp_nanos(), 1_000_000);
+            assert_eq!(
+                old.record.meta.absolute_deadline.unix_timestamp_nanos(),
+                9_999_999_999_999_000_000
+            );
+        }
+        // What this crate seals now is format 3, and it opens to the record sealed.
+        let record = record();
+        let sealed = s.seal(&record, &Nonce::generate()).unwrap();
+        assert_eq!(s.open(&sealed).unwrap().record, record, "{mode:?}");
+    }
+}
+
 #[test]
 fn payloads_of_another_version_or_shape_are_rejected() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        let good = r#"2.AAAAAAAAAAAAAAAAAAAAAA.1.1.9999999999999.9999999999999.0.[null,{}]"#;
-        assert!(
-            s.open(&s.seal_raw(good)).is_some(),
-            "{mode:?}: the control payload"
-        );
+        for (good, version) in [(FORMAT_2, "2."), (FORMAT_3, "3.")] {
+            assert!(
+                s.open(&s.seal_raw(good)).is_some(),
+                "{mode:?}: the control payload {good}"
+            );
+            let tail = if version == "2." { "[null,{}]" } else { "{}" };
+            let fields = &good[..good.len() - tail.len()];
+            for bad in [
+                good.replacen(version, "1.", 1),
+                good.replacen(version, "4.", 1),
+                good.replacen(version, "", 1),
+                // A field missing, added, or not a number.
+                good.replace(".9999999999999.0.", ".0.")
+                    .replace(".9999999999998.0.", ".0."),
+                format!("{fields}0.{tail}"),
+                good.replacen(".1.", ".x.", 1),
+                good.replacen(".1.", ".1.1.", 1),
+                // A time no date can hold, or that overflows.
+                good.replacen(".1.", ".99999999999999999.", 1),
+                good.replacen(".1.", ".99999999999999999999.", 1),
+                good.replacen(".1.", ".9223372036854775807.", 1),
+                format!("{}2.{tail}", &fields[..fields.len() - 2]),
+                // The JSON part: not an object, nor a pair of owner and object.
+                format!("{fields}[null,[1]]"),
+                format!("{fields}[1,{{}}]"),
+                format!("{fields}[null,{{}},1]"),
+                format!("{fields}[1]"),
+                format!("{fields}{{"),
+                fields.to_owned(),
+            ] {
+                assert!(
+                    s.open(&s.seal_raw(&bad)).is_none(),
+                    "{mode:?}: {bad} opened"
+                );
+            }
+        }
+        // Format 2 always wrote the owner: a bare object is not a format-2 payload.
+        let bare = FORMAT_2.replace("[null,{}]", "{}");
         for bad in [
-            good.replacen("2.", "1.", 1),
-            good.replacen("2.", "3.", 1),
-            good.replacen("2.", "", 1),
-            // A field missing, added, or not a number.
-            good.replace(".9999999999999.0.", ".0."),
-            good.replace(".0.[", ".0.0.["),
-            good.replacen(".1.1.", ".x.1.", 1),
-            good.replacen(".1.1.", ".1.1.1.", 1),
-            // A time no date can hold.
-            good.replacen(".1.1.", ".99999999999999999.1.", 1),
-            good.replacen(".1.1.", ".99999999999999999999.1.", 1),
-            good.replace(".0.[", ".2.["),
-            // The JSON part: not a pair of owner and object.
-            good.replace("[null,{}]", "[null,[1]]"),
-            good.replace("[null,{}]", "[1,{}]"),
-            good.replace("[null,{}]", "[null,{},1]"),
-            good.replace("[null,{}]", "{}"),
-            good.replace("[null,{}]", ""),
+            bare,
             // The legacy JSON format of version 1.
             r#"{"v":1,"n":"AAAAAAAAAAAAAAAAAAAAAA","c":1,"s":1,"i":9999999999999,"a":9999999999999}"#
                 .into(),
