@@ -295,18 +295,7 @@ impl Sealer {
     /// Seals `record` with the first key, or says how large the cookie would have been if
     /// it does not fit the browser budget.
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
-        self.seal_parts(&record.meta, record.data(), nonce)
-    }
-
-    /// As [`seal`](Self::seal), for a record given as metadata and data (a changed view of
-    /// a loaded record, say).
-    pub(crate) fn seal_parts(
-        &self,
-        meta: &Metadata,
-        data: &impl serde::Serialize,
-        nonce: &Nonce,
-    ) -> Result<String, usize> {
-        self.seal_with(meta, data, nonce, str::to_owned)
+        self.seal_with(&record.meta, record.data(), nonce, str::to_owned)
     }
 
     /// Seals a record given as metadata and data and hands the sealed value to `use_value`
