@@ -80,7 +80,11 @@ impl Impl {
     /// box each handler into a route, and apply every layer to it, on every request.
     pub(crate) fn app(self) -> Option<Router> {
         let app = match self {
-            Impl::Baseline => Router::new().route("/", get(plain)),
+            // `/read` answers what B2's handler answers, for an HTTP baseline that gets the
+            // same requests as the session rows, cookie and all.
+            Impl::Baseline => Router::new()
+                .route("/", get(plain))
+                .route("/read", get(seven)),
             Impl::SessionLayer => sl::app(),
             Impl::TowerSessions => ts::app(),
             Impl::PrivateJar => jar::private_app(),
@@ -222,6 +226,10 @@ pub(crate) fn cookie_of<B>(res: &Response<B>) -> Option<HeaderValue> {
 
 async fn plain() -> &'static str {
     "ok"
+}
+
+async fn seven() -> &'static str {
+    "7"
 }
 
 /// This crate, configured with its defaults (secure cookie, `__Host-` name).
