@@ -72,6 +72,9 @@ pub(crate) struct RowResult {
     /// This row's overhead over the baseline divided by tower-sessions' (same case, round by
     /// round). Only on session-layer rows.
     pub(crate) vs_peer: Option<Stat>,
+    /// This row's time divided by `PrivateCookieJar`'s (same case, round by round). Only on
+    /// client-side rows.
+    pub(crate) vs_jar: Option<Stat>,
 }
 
 pub(crate) type Results = HashMap<(Case, Impl), RowResult>;
@@ -168,6 +171,11 @@ async fn run_rows(mode: Mode, opts: &Options, sink: &mut Sink) -> (Table, Result
         .filter(|e| e.imp == Impl::TowerSessions)
         .map(|e| (e.case, e.ns.clone()))
         .collect();
+    let jar: HashMap<Case, Vec<f64>> = entries
+        .iter()
+        .filter(|e| e.imp == Impl::PrivateJar)
+        .map(|e| (e.case, e.ns.clone()))
+        .collect();
 
     let mut table = Table::new(
         mode.title(),
@@ -209,6 +217,13 @@ async fn run_rows(mode: Mode, opts: &Options, sink: &mut Sink) -> (Table, Result
                         .zip(&base)
                         .map(|((n, p), b)| (n - b) / (p - b))
                         .collect();
+                Stat::of(&v)
+            });
+        let vs_jar = (imp == Impl::ClientSide)
+            .then(|| jar.get(&case))
+            .flatten()
+            .and_then(|j| {
+                let v: Vec<f64> = e.ns.iter().zip(j).map(|(n, j)| n / j).collect();
                 Stat::of(&v)
             });
         let (us_s, ratio_s, over_s) = (
@@ -256,6 +271,7 @@ async fn run_rows(mode: Mode, opts: &Options, sink: &mut Sink) -> (Table, Result
                 ns: Stat::of(&e.ns).expect("rounds ≥ 1"),
                 ratio: ratio_s,
                 vs_peer,
+                vs_jar,
             },
         );
     }
