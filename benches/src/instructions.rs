@@ -17,8 +17,9 @@ use crate::Options;
 /// Requests of the two runs of each row.
 const FEW: usize = 2_000;
 const MANY: usize = 12_000;
-/// Counts of each row: random keys, nonces and hash seeds move a count by a few tenths of a
-/// percent from run to run.
+/// Counts of each row: random keys, nonces and hash seeds move a count from run to run, by
+/// up to about 3% on the cookie-jar rows (their cookies sit in randomly seeded hash sets)
+/// and by less than 0.1% on this crate's.
 const REPEATS: usize = 3;
 
 /// The rows counted, in pairs: this crate, then the peer it is compared with.
@@ -135,7 +136,8 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
          requests; the difference over {} requests is one request's cost, setup excluded. \
          {REPEATS} counts per row, median [min–max]; ratios pair the counts of one repeat. \
          Other work on the machine does not move a count; random keys, nonces and hash \
-         seeds move it by a few tenths of a percent. Valgrind \
+         seeds move it, by up to about 3% on the cookie-jar rows and by less than 0.1% on \
+         this crate's. Valgrind \
          runs SHA-256 without the CPU's SHA instructions (about 3,500 instructions, about \
          50 ns on the CPU), which weighs on the store-backed rows: they hash the session \
          ID, tower-sessions does not. Both client-side and cookie-jar rows run AES-GCM with \

@@ -236,6 +236,22 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
     Some((Record::from_parts(data, meta), nonce))
 }
 
+/// The cookie name as the `cookie` crate takes it (`Cookie<'static>`), so that opening and
+/// sealing a cookie allocate no copy of it. Each distinct name is kept once for the life of
+/// the process (an app has one or a few), however many layers are built with it.
+pub(super) fn interned(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.iter().find(|known| **known == name) {
+        return known;
+    }
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    names.push(name);
+    name
+}
+
 /// A record as a cookie opened it.
 pub(crate) struct Opened {
     pub(crate) record: Record,
@@ -249,7 +265,7 @@ pub(crate) struct Sealer {
     mode: Mode,
     /// Derived for this mode, purpose and cookie name; the first seals.
     keys: Vec<Key>,
-    cookie_name: String,
+    cookie_name: &'static str,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -267,7 +283,7 @@ impl Sealer {
         Self {
             mode,
             keys,
-            cookie_name,
+            cookie_name: interned(cookie_name),
         }
     }
 
@@ -323,14 +339,14 @@ impl Sealer {
         match self.mode {
             Mode::Private => jar
                 .private_mut(key)
-                .add(Cookie::new(self.cookie_name.clone(), plaintext)),
+                .add(Cookie::new(self.cookie_name, plaintext)),
             Mode::Signed => jar.signed_mut(key).add(Cookie::new(
-                self.cookie_name.clone(),
+                self.cookie_name,
                 URL_SAFE_NO_PAD.encode(plaintext),
             )),
         }
         use_value(
-            jar.get(&self.cookie_name)
+            jar.get(self.cookie_name)
                 .expect("the jar holds the cookie just added")
                 .value(),
         )
@@ -356,7 +372,7 @@ impl Sealer {
     /// does not open `value`.
     fn open_with<R>(&self, key: &Key, value: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
         let jar = CookieJar::new();
-        let cookie = Cookie::new(self.cookie_name.clone(), value.to_owned());
+        let cookie = Cookie::new(self.cookie_name, value.to_owned());
         match self.mode {
             Mode::Private => jar.private(key).decrypt(cookie).map(|c| read(c.value())),
             Mode::Signed => {

@@ -591,3 +591,16 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_cookie_name_is_kept_once_however_many_layers_use_it() {
+    let name = "__Host-interned-for-a-test";
+    let first = super::seal::interned(name.to_owned());
+    for _ in 0..100 {
+        assert!(std::ptr::eq(first, super::seal::interned(name.to_owned())));
+    }
+    assert_eq!(first, name);
+    let other = super::seal::interned(format!("{name}-2"));
+    assert_eq!(other, format!("{name}-2"));
+    assert!(!std::ptr::eq(first, other));
+}
