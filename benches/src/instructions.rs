@@ -18,8 +18,7 @@ use crate::Options;
 const FEW: usize = 2_000;
 const MANY: usize = 12_000;
 /// Counts of each row: random keys, nonces and hash seeds move a count from run to run, by
-/// up to about 3% on the cookie-jar rows (their cookies sit in randomly seeded hash sets)
-/// and by less than 0.1% on this crate's.
+/// up to about 3% on the cookie-jar rows and by less than 0.1% on this crate's.
 const REPEATS: usize = 3;
 
 /// The rows counted, in pairs: this crate, then the peer it is compared with.
