@@ -166,15 +166,6 @@ fn wrk(server: &Server, secs: u64) -> f64 {
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
 }
 
-fn have_wrk() -> bool {
-    Command::new("wrk")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// Runs B2 over HTTP for the baseline, this crate and tower-sessions.
 pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
     let mut table = Table::new(
@@ -186,10 +177,8 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
             "µs/request",
         ],
     );
-    if !have_wrk() {
-        table
-            .notes
-            .push("wrk is not installed (`apt-get install -y wrk`): skipped.".into());
+    if !crate::installed("wrk", "-v") {
+        table.skipped_without("wrk");
         return table;
     }
     let (rounds, secs) = if opts.smoke {

@@ -31,15 +31,6 @@ const PAIRS: &[(Case, Impl, Impl)] = &[
     (Case::B4, Impl::SessionLayer, Impl::TowerSessions),
 ];
 
-fn have_valgrind() -> bool {
-    Command::new("valgrind")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Instructions callgrind counted for `requests` requests of one row, setup included.
 fn collected(imp: Impl, case: Case, requests: usize) -> u64 {
     let exe = std::env::current_exe().expect("the bench binary's path");
@@ -81,10 +72,8 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
             "÷ the peer's",
         ],
     );
-    if !have_valgrind() {
-        table
-            .notes
-            .push("valgrind is not installed (`apt-get install -y valgrind`): skipped.".into());
+    if !crate::installed("valgrind", "--version") {
+        table.skipped_without("valgrind");
         return table;
     }
     for &(case, ours, peer) in PAIRS {

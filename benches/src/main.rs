@@ -75,6 +75,17 @@ fn case_from(label: &str) -> Option<Case> {
     .find(|c| c.label().eq_ignore_ascii_case(label))
 }
 
+/// Whether `program` can be started (asked `arg`, its version flag); the rows that need it
+/// are skipped, with a note, where it cannot.
+pub(crate) fn installed(program: &str, arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
 fn usage() -> ! {
     eprintln!(
         "{}",

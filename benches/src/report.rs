@@ -52,6 +52,14 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Notes that the table's rows were skipped because `program` (a Debian package of that
+    /// name) is not installed.
+    pub(crate) fn skipped_without(&mut self, program: &str) {
+        self.notes.push(format!(
+            "{program} is not installed (`apt-get install -y {program}`): skipped."
+        ));
+    }
+
     pub(crate) fn new(section: impl Into<String>, header: &[&str]) -> Table {
         Table {
             section: section.into(),
