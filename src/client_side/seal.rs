@@ -13,11 +13,12 @@
 //! above, which take about half the digits. Every byte of the payload is paid for on every
 //! request that opens or seals it (encryption, authentication, base64 both ways), so fixed
 //! fields before the JSON keep it short and cheap to read. Format 2 (every time since the
-//! epoch, the owner always written as `[<user|null>,{<data>}]`) is still read. The
-//! //! `cookie` crate seals it: its private jar (AES-256-GCM, with the cookie name as associated
-//! data) by default, or its signed jar (HMAC-SHA256) in signed-only mode, where the payload
-//! is base64url so the value stays a legal cookie value. Keys come from the [`KeyRing`],
-//! derived per mode, purpose and cookie name.
+//! epoch, the owner always written as `[<user|null>,{<data>}]`) is still read.
+//!
+//! The `cookie` crate seals the payload: its private jar (AES-256-GCM, with the cookie name
+//! as associated data) by default, or its signed jar (HMAC-SHA256) in signed-only mode,
+//! where the payload is base64url so the value stays a legal cookie value. Keys come from
+//! the [`KeyRing`], derived per mode, purpose and cookie name.
 //!
 //! [`KeyRing`]: super::KeyRing
 
