@@ -58,7 +58,7 @@ impl SetCookie {
             out.push_str(MAX_AGE);
             out.push_str(max_age);
         }
-        debug_assert_eq!(out.len(), out.capacity());
+        debug_assert_eq!(out.len(), len, "the header's length is counted exactly");
         HeaderValue::try_from(out)
             .expect("names and attributes are checked at build time and values are base64")
     }
