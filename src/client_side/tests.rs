@@ -183,11 +183,17 @@ fn a_session_sealed_in_format_2_still_opens_as_it_did() {
                 9_999_999_999_999_000_000
             );
         }
-        // What this crate seals now is format 3, and it opens to the record sealed.
+        // What this crate seals now opens to the record sealed.
         let record = record();
         let sealed = s.seal(&record, &Nonce::generate()).unwrap();
         assert_eq!(s.open(&sealed).unwrap().record, record, "{mode:?}");
     }
+    // And it is format 3: a signed-only cookie shows its payload.
+    let signed = sealer(Mode::Signed, "app", DEFAULT_COOKIE_NAME);
+    let value = signed.seal(&record(), &Nonce::generate()).unwrap();
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(&value[44..]).unwrap()).unwrap();
+    assert!(payload.starts_with("3."), "{payload}");
+    assert!(payload.ends_with(r#".["alice",{"visits":3}]"#), "{payload}");
 }
 
 #[test]
