@@ -166,16 +166,18 @@ async fn run_rows(mode: Mode, opts: &Options, sink: &mut Sink) -> (Table, Result
         .find(|e| e.imp == Impl::Baseline)
         .map(|e| e.ns.clone())
         .expect("the baseline row always runs");
-    let peer: HashMap<Case, Vec<f64>> = entries
-        .iter()
-        .filter(|e| e.imp == Impl::TowerSessions)
-        .map(|e| (e.case, e.ns.clone()))
-        .collect();
-    let jar: HashMap<Case, Vec<f64>> = entries
-        .iter()
-        .filter(|e| e.imp == Impl::PrivateJar)
-        .map(|e| (e.case, e.ns.clone()))
-        .collect();
+    // Each round's sample of a peer, by case, to pair with this crate's rows.
+    let samples_of = |imp: Impl| -> HashMap<Case, Vec<f64>> {
+        entries
+            .iter()
+            .filter(|e| e.imp == imp)
+            .map(|e| (e.case, e.ns.clone()))
+            .collect()
+    };
+    let (peer, jar) = (
+        samples_of(Impl::TowerSessions),
+        samples_of(Impl::PrivateJar),
+    );
 
     let mut table = Table::new(
         mode.title(),
