@@ -27,12 +27,25 @@ const ID_BYTES: usize = 32;
 /// Length of an encoded ID: 32 random bytes as base64url without padding.
 pub const ID_LEN: usize = 43;
 
+/// Each byte's value as a base64url digit, or `INVALID`.
+const INVALID: u8 = 0xFF;
+const DIGITS: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// The secret identifier of one session, as kept in the browser's cookie.
 ///
 /// It is never printed: `Debug` says `REDACTED` and there is no `Display`. The only way to
 /// get its text is [`SessionId::expose`], which the layer uses to write the cookie.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SessionId([u8; ID_BYTES]);
+pub struct SessionId([u8; ID_LEN]);
 
 impl SessionId {
     /// A new ID from the operating system's CSPRNG.
@@ -47,11 +60,17 @@ impl SessionId {
         rand::rngs::OsRng
             .try_fill_bytes(&mut bytes)
             .expect("the operating system's random number generator failed");
-        Self(bytes)
+        let mut text = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .expect("32 bytes are 43 base64url characters");
+        debug_assert_eq!(written, ID_LEN);
+        Self(text)
     }
 
     /// Parses the text of a cookie value, checking its shape first: exactly 43 characters of
-    /// the base64url alphabet. Anything else is `None`, before any store sees it.
+    /// the base64url alphabet, the last of them one that 32 bytes can end with (so each ID
+    /// has exactly one accepted spelling). Anything else is `None`, before any store sees it.
     ///
     /// ```
     /// use session_layer::id::SessionId;
@@ -63,26 +82,28 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn parse(text: &[u8]) -> Option<Self> {
-        if text.len() != ID_LEN {
-            return None;
-        }
-        let mut bytes = [0u8; ID_BYTES];
-        // The decoder is the alphabet check: it refuses every byte outside base64url
-        // (padding included). 43 characters carry 258 bits; it also refuses non-zero
-        // trailing bits, so each ID has exactly one accepted spelling.
-        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(bytes)),
-            _ => None,
-        }
+        let text: &[u8; ID_LEN] = text.try_into().ok()?;
+        // The text is the ID: a shape check is all a cookie needs, and nothing is decoded.
+        // The OR of every digit is INVALID's bit pattern only if some byte was not a digit.
+        let seen = text.iter().fold(0u8, |seen, &b| seen | DIGITS[b as usize]);
+        // 43 characters carry 258 bits: the last one's two low bits are padding, zero in
+        // the one spelling `generate` writes.
+        let last = DIGITS[text[ID_LEN - 1] as usize];
+        (seen & 0xC0 == 0 && last & 0b11 == 0).then_some(Self(*text))
     }
 
     /// The cookie text of this ID. Handle it as a secret: never log it.
     #[must_use]
     pub fn expose(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        self.text().to_owned()
     }
 
-    /// The key a store keeps this session under: SHA-256 of the ID's bytes.
+    /// The cookie text, borrowed.
+    pub(crate) fn text(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("an ID is ASCII")
+    }
+
+    /// The key a store keeps this session under: SHA-256 of the ID.
     #[must_use]
     pub fn storage_key(&self) -> StorageKey {
         StorageKey(Sha256::digest(self.0).into())

@@ -211,7 +211,7 @@ fn write_cookie<B: Default>(
             match out {
                 CookieOut::Keep => {}
                 CookieOut::Set(id, meta) => {
-                    let value = set_cookie(shared, &id.expose(), &meta, session.inner().now);
+                    let value = set_cookie(shared, id.text(), &meta, session.inner().now);
                     headers.append(SET_COOKIE, value);
                 }
                 #[cfg(feature = "client-side")]
