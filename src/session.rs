@@ -220,9 +220,9 @@ impl Session {
             return pending.map(|v| decode(key, v)).transpose();
         }
         record
-            .and_then(|r| r.data().get(key))
-            .map(|v| decode(key, v))
+            .and_then(|r| r.value(key))
             .transpose()
+            .map_err(|e| SessionError::serde(key, e))
     }
 
     /// Sets `key` to `value`. The layer saves the write after the handler returns, as a
@@ -269,7 +269,7 @@ impl Session {
                 .loaded
                 .get()
                 .and_then(Option::as_ref)
-                .map_or_else(Totals::default, |r| Totals::of(r.data()))
+                .map_or_else(Totals::default, Record::totals)
         };
         let keys = stored.keys + state.change.set.len() + 1;
         let bytes = stored.bytes + state.pending_bytes + size;

@@ -12,7 +12,7 @@ use super::Sealing;
 use crate::cookie_header;
 use crate::error::SessionError;
 use crate::layer::Shared;
-use crate::record::{Change, Changed, Metadata, Record, Touch};
+use crate::record::{Change, Metadata, Record, Touch};
 use crate::service::{fresh_record, nothing_kept, set_cookie, CookieOut};
 use crate::session::{Inner, Session};
 use crate::store::{StoreError, StoreErrorKind};
@@ -269,7 +269,7 @@ pub(crate) fn save_now(
         session,
         sealing,
         &meta,
-        &Changed::new(record.data(), &change),
+        |out| record.write_data(Some(&change), out),
         &nonce,
     ))
 }
@@ -295,7 +295,7 @@ fn fresh_or_clear(
             session,
             sealing,
             &record.meta,
-            record.data(),
+            |out| record.write_data(None, out),
             &Nonce::generate(),
         ),
         None => Ok(nothing_kept(session)),
@@ -308,13 +308,13 @@ fn sealed_out(
     session: &Session,
     sealing: &Sealing,
     meta: &Metadata,
-    data: &impl serde::Serialize,
+    write_data: impl FnOnce(&mut Vec<u8>),
     nonce: &Nonce,
 ) -> Result<CookieOut, StoreError> {
     let inner = session.inner();
     sealing
         .sealer
-        .seal_with(meta, data, nonce, |value| {
+        .seal_with(meta, write_data, nonce, |value| {
             CookieOut::Sealed(set_cookie(&inner.shared, value, meta, inner.now))
         })
         .map_err(|bytes| {

@@ -162,11 +162,15 @@ impl Nonce {
 
 /// Writes the payload of `record` (see the module docs for the format).
 fn write_payload(record: &Record, nonce: &Nonce) -> String {
-    write_payload_parts(&record.meta, record.data(), nonce)
+    write_payload_parts(&record.meta, |out| record.write_data(None, out), nonce)
 }
 
-/// Writes the payload of a record with metadata `m` and `data`.
-fn write_payload_parts(m: &Metadata, data: &impl serde::Serialize, nonce: &Nonce) -> String {
+/// Writes the payload of a record with metadata `m` and the data `write_data` writes.
+fn write_payload_parts(
+    m: &Metadata,
+    write_data: impl FnOnce(&mut Vec<u8>),
+    nonce: &Nonce,
+) -> String {
     let mut out = Vec::with_capacity(96 + NONCE_TEXT);
     out.extend_from_slice(FORMAT_TEXT.as_bytes());
     out.push(b'.');
@@ -185,10 +189,16 @@ fn write_payload_parts(m: &Metadata, data: &impl serde::Serialize, nonce: &Nonce
     }
     out.extend_from_slice(if m.persistent { b".1." } else { b".0." });
     match m.user.as_deref() {
-        None => serde_json::to_writer(&mut out, data),
-        Some(user) => serde_json::to_writer(&mut out, &(user, data)),
+        None => write_data(&mut out),
+        Some(user) => {
+            // `["<user>",{<data>}]`, as `serde_json` writes a pair.
+            out.push(b'[');
+            serde_json::to_writer(&mut out, user).expect("a string always serializes");
+            out.push(b',');
+            write_data(&mut out);
+            out.push(b']');
+        }
     }
-    .expect("a JSON map of JSON values always serializes");
     String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
 }
 
@@ -312,7 +322,12 @@ impl Sealer {
     /// Seals `record` with the first key, or says how large the cookie would have been if
     /// it does not fit the browser budget.
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
-        self.seal_with(&record.meta, record.data(), nonce, str::to_owned)
+        self.seal_with(
+            &record.meta,
+            |out| record.write_data(None, out),
+            nonce,
+            str::to_owned,
+        )
     }
 
     /// Seals a record given as metadata and data and hands the sealed value to `use_value`
@@ -321,11 +336,11 @@ impl Sealer {
     pub(crate) fn seal_with<R>(
         &self,
         meta: &Metadata,
-        data: &impl serde::Serialize,
+        write_data: impl FnOnce(&mut Vec<u8>),
         nonce: &Nonce,
         use_value: impl FnOnce(&str) -> R,
     ) -> Result<R, usize> {
-        self.seal_text(write_payload_parts(meta, data, nonce), |value| {
+        self.seal_text(write_payload_parts(meta, write_data, nonce), |value| {
             let len = self.cookie_name.len() + value.len();
             if len > MAX_COOKIE_BYTES {
                 return Err(len);

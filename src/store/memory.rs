@@ -10,9 +10,9 @@
 //! [`delete_expired`](SessionStore::delete_expired).
 //!
 //! Each session is kept packed in one allocation (times as integers, the data as JSON text),
-//! about 130 bytes of memory per session beyond its data at a million sessions; a load
-//! unpacks it, a touch writes in place, and a change is merged into the stored JSON entry
-//! by entry.
+//! about 145 bytes of memory per session beyond its data at a million sessions. A load
+//! shares it (the request reads its data from the packed JSON text, one key at a time), a
+//! touch writes in place, and a change is merged into the stored JSON entry by entry.
 //!
 //! Sessions end when the process does; use the SQLite store to keep them across restarts.
 //!
@@ -389,7 +389,7 @@ impl SessionStore for MemoryStore {
             match shard.get_mut(key) {
                 None => return Ok(None),
                 Some(packed) if packed.is_live_at(now) => {
-                    // Decided and written on the packed times; only the result unpacks.
+                    // Decided and written on the packed times; the record shares the packed bytes.
                     if let Some(idle_deadline) = packed.due(rule, now) {
                         packed.touch_at(now, idle_deadline);
                     }

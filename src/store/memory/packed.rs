@@ -1,7 +1,7 @@
-//! One session as `MemoryStore` keeps it: a single allocation of bytes.
+//! One session as `MemoryStore` keeps it: a single shared allocation of bytes.
 //!
-//! A [`Record`] in its working form (a `serde_json::Map` behind an `Arc`, four `OffsetDateTime`s,
-//! a `String` owner) takes about a kilobyte for one small value, most of it a B-tree node
+//! A [`Record`] with its data as a map (a `serde_json::Map`, four `OffsetDateTime`s, a
+//! `String` owner) takes about a kilobyte for one small value, most of it a B-tree node
 //! sized for eleven keys. At rest the store keeps instead:
 //!
 //! | bytes | field |
@@ -11,12 +11,16 @@
 //! | 33..37 | with an owner: its length, `u32` little-endian, then its bytes |
 //! | rest | the data, as the JSON text of an object |
 //!
-//! Deadlines are read and the touch is written in place; everything else unpacks.
+//! Deadlines are read and the touch is written in place. A load hands out the metadata and
+//! a share of the allocation, from which the request reads the data's JSON text (one key at
+//! a time, no map built); a write to a record a request still holds copies it first.
 
-use serde_json::{Map, Value};
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use crate::clock::millis;
+use crate::record::json::JsonText;
 use crate::record::{Change, Metadata, Record};
 use crate::store::{entry_bytes, Limits, Totals, TouchRule, WriteRules};
 
@@ -32,8 +36,9 @@ const HAS_USER: u8 = 2;
 /// The data's totals before and after a change, when they were asked for.
 type Counted = Option<(Totals, Totals)>;
 
-/// A packed session record.
-pub(super) struct Packed(Box<[u8]>);
+/// A packed session record. A load shares it (the data is read from the packed JSON text);
+/// a write to a record a request still reads copies it first.
+pub(super) struct Packed(Arc<[u8]>);
 
 impl Packed {
     pub(super) fn new(record: &Record) -> Self {
@@ -52,6 +57,10 @@ impl Packed {
             .expect("a JSON map of JSON values always serializes");
     }
 
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        Arc::make_mut(&mut self.0)
+    }
+
     fn time(&self, at: usize) -> i64 {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(&self.0[at..at + 8]);
@@ -59,7 +68,7 @@ impl Packed {
     }
 
     fn set_time(&mut self, at: usize, t: OffsetDateTime) {
-        self.0[at..at + 8].copy_from_slice(&millis::of(t).to_le_bytes());
+        self.bytes_mut()[at..at + 8].copy_from_slice(&millis::of(t).to_le_bytes());
     }
 
     /// Whether the session is alive at `now`: both deadlines lie after it.
@@ -85,8 +94,8 @@ impl Packed {
 
     /// Records activity at `now` with the idle deadline [`due`](Self::due) gave, in place.
     pub(super) fn touch_at(&mut self, now: i64, idle_deadline: i64) {
-        self.0[LAST_SEEN..LAST_SEEN + 8].copy_from_slice(&now.to_le_bytes());
-        self.0[IDLE..IDLE + 8].copy_from_slice(&idle_deadline.to_le_bytes());
+        self.bytes_mut()[LAST_SEEN..LAST_SEEN + 8].copy_from_slice(&now.to_le_bytes());
+        self.bytes_mut()[IDLE..IDLE + 8].copy_from_slice(&idle_deadline.to_le_bytes());
     }
 
     /// The owner, if any.
@@ -122,9 +131,7 @@ impl Packed {
 
     pub(super) fn record(&self) -> Record {
         let (_, data_start) = self.user_span();
-        let data: Map<String, Value> =
-            serde_json::from_slice(&self.0[data_start..]).expect("the store wrote this JSON");
-        Record::from_parts(data, self.meta())
+        Record::from_json(JsonText::new(self.0.clone(), data_start), self.meta())
     }
 
     /// Applies `change`. Metadata alone is written in place; the data is parsed only when
@@ -176,14 +183,15 @@ impl Packed {
             self.touch(touch.seen, touch.idle_deadline);
         }
         if let Some(persistent) = change.persistent {
-            self.0[FLAGS] = (self.0[FLAGS] & !PERSISTENT) | (u8::from(persistent) * PERSISTENT);
+            let flags = (self.0[FLAGS] & !PERSISTENT) | (u8::from(persistent) * PERSISTENT);
+            self.bytes_mut()[FLAGS] = flags;
         }
     }
 
     /// This record with `change`'s data and owner, packed anew, and with `count` the data's
     /// totals before and after; `None` when the change touches neither (metadata changes
     /// are written in place).
-    fn repacked(&self, change: &Change, count: bool) -> Option<(Box<[u8]>, Counted)> {
+    fn repacked(&self, change: &Change, count: bool) -> Option<(Arc<[u8]>, Counted)> {
         if !change.touches_data() && change.user.is_none() {
             return None;
         }
@@ -236,6 +244,8 @@ fn merge(stored: &[u8], change: &Change, count: bool, out: &mut Vec<u8>) -> Coun
     use serde::ser::{SerializeMap as _, Serializer as _};
     use serde_json::value::RawValue;
 
+    use crate::record::json::Key;
+
     struct Merge<'a> {
         change: &'a Change,
         count: bool,
@@ -279,28 +289,6 @@ fn merge(stored: &[u8], change: &Change, count: bool, out: &mut Vec<u8>) -> Coun
         }
     }
 
-    /// A key, borrowed from the stored text unless it holds escapes.
-    struct Key<'de>(std::borrow::Cow<'de, str>);
-
-    impl<'de> serde::Deserialize<'de> for Key<'de> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct KeyVisitor;
-            impl<'de> Visitor<'de> for KeyVisitor {
-                type Value = Key<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("a string")
-                }
-                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                    Ok(Key(v.into()))
-                }
-                fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                    Ok(Key(v.to_owned().into()))
-                }
-            }
-            d.deserialize_str(KeyVisitor)
-        }
-    }
-
     serde_json::Deserializer::from_slice(stored)
         .deserialize_map(Merge { change, count, out })
         .expect("the store wrote this JSON, and JSON values always serialize")
@@ -308,7 +296,7 @@ fn merge(stored: &[u8], change: &Change, count: bool, out: &mut Vec<u8>) -> Coun
 
 /// Runs `write` into a reused per-thread buffer and copies the result into one allocation
 /// of the exact size: no growing and no shrinking of a fresh vector per packed record.
-fn pack(write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
+fn pack(write: impl FnOnce(&mut Vec<u8>)) -> Arc<[u8]> {
     /// A buffer that grew past this (a large session) is not kept for the next one.
     const KEEP: usize = 16 * 1024;
     thread_local! {
@@ -317,7 +305,7 @@ fn pack(write: impl FnOnce(&mut Vec<u8>)) -> Box<[u8]> {
     SCRATCH.with_borrow_mut(|buf| {
         buf.clear();
         write(buf);
-        let packed = Box::from(&buf[..]);
+        let packed = Arc::from(&buf[..]);
         if buf.capacity() > KEEP {
             *buf = Vec::new();
         }
