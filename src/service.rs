@@ -472,24 +472,30 @@ pub(crate) fn set_cookie(
 
 /// Keeps shared caches from storing a response that depends on the session.
 fn mark_private(headers: &mut http::HeaderMap) {
-    let varies = headers.get_all(VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
-        })
-    });
+    // One walk over the few headers a response has, instead of a hashed lookup per name.
+    let (mut varies, mut cache_control, mut private) = (false, false, false);
+    for (name, value) in headers.iter() {
+        if *name == VARY {
+            varies |= value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("cookie"))
+            });
+        } else if *name == CACHE_CONTROL {
+            cache_control = true;
+            private |= value.to_str().is_ok_and(|v| {
+                v.split(',').any(|d| {
+                    let d = d.trim();
+                    d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
+                })
+            });
+        }
+    }
     if !varies {
         headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
-    let private = headers.get(CACHE_CONTROL).is_some_and(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|d| {
-                let d = d.trim();
-                d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store")
-            })
-        })
-    });
-    if !private {
+    if !cache_control {
+        headers.append(CACHE_CONTROL, HeaderValue::from_static("private"));
+    } else if !private {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
     }
 }
