@@ -46,10 +46,76 @@ pub(crate) mod millis {
         t.unix_timestamp() * 1000 + i64::from(t.millisecond())
     }
 
+    const DAY: i64 = 86_400_000;
+
+    /// The times `ms` milliseconds after the epoch, if `time` can represent them all. A
+    /// session's times mostly fall on one or two days: the calendar date, the costly part,
+    /// is worked out once per day.
+    pub(crate) fn from_each<const N: usize>(ms: [i64; N]) -> Option<[OffsetDateTime; N]> {
+        let mut known: Option<(i64, time::Date)> = None;
+        let mut out = [OffsetDateTime::UNIX_EPOCH; N];
+        for (slot, ms) in out.iter_mut().zip(ms) {
+            let (day, in_day) = (ms.div_euclid(DAY), ms.rem_euclid(DAY));
+            let date = match known {
+                Some((d, date)) if d == day => date,
+                _ => {
+                    let date = OffsetDateTime::from_unix_timestamp(day.checked_mul(86_400)?)
+                        .ok()?
+                        .date();
+                    known = Some((day, date));
+                    date
+                }
+            };
+            #[allow(clippy::cast_possible_truncation)] // each part is below its unit's bound
+            let time = time::Time::from_hms_milli(
+                (in_day / 3_600_000) as u8,
+                (in_day / 60_000 % 60) as u8,
+                (in_day / 1000 % 60) as u8,
+                (in_day % 1000) as u16,
+            )
+            .ok()?;
+            *slot = date.with_time(time).assume_utc();
+        }
+        Some(out)
+    }
+
     /// The time `ms` milliseconds after the epoch, if `time` can represent it.
     pub(crate) fn from(ms: i64) -> Option<OffsetDateTime> {
         let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
         #[allow(clippy::cast_possible_truncation)] // rem_euclid(1000) is in 0..1000
         t.replace_millisecond(ms.rem_euclid(1000) as u16).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::millis;
+
+    #[test]
+    fn times_converted_together_are_the_times_converted_alone() {
+        let day = 86_400_000_i64;
+        let now = millis::of(time::OffsetDateTime::now_utc());
+        let mut cases = vec![[0, 1, day - 1, day], [-1, -day, -day - 1, 0]];
+        for base in [
+            now,
+            now - now.rem_euclid(day),
+            -62_000_000_000_000,
+            250_000_000_000_000,
+        ] {
+            cases.push([base, base + 1, base + 3_600_000, base + 30 * day + 999]);
+            cases.push([base, base - 1, base + day, base]);
+        }
+        for ms in cases {
+            let alone = ms.map(millis::from);
+            let together = millis::from_each(ms);
+            if alone.iter().all(Option::is_some) {
+                assert_eq!(together, Some(alone.map(Option::unwrap)), "{ms:?}");
+            } else {
+                assert_eq!(together, None, "{ms:?}");
+            }
+        }
+        // Past what `time` represents: refused, not wrapped.
+        assert_eq!(millis::from_each([i64::MAX, 0]), None);
+        assert_eq!(millis::from_each([i64::MIN]), None);
     }
 }

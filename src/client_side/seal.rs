@@ -236,11 +236,13 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
     } else {
         serde_json::from_str(rest).ok()?
     };
+    let [created, last_seen, idle_deadline, absolute_deadline] =
+        millis::from_each([created, last_seen, idle_deadline, absolute_deadline])?;
     let meta = Metadata {
-        created: millis::from(created)?,
-        last_seen: millis::from(last_seen)?,
-        idle_deadline: millis::from(idle_deadline)?,
-        absolute_deadline: millis::from(absolute_deadline)?,
+        created,
+        last_seen,
+        idle_deadline,
+        absolute_deadline,
         persistent,
         user,
     };

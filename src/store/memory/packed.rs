@@ -118,12 +118,14 @@ impl Packed {
     }
 
     pub(super) fn meta(&self) -> Metadata {
-        let time = |at| millis::from(self.time(at)).expect("packed from an OffsetDateTime");
+        let [created, last_seen, idle_deadline, absolute_deadline] =
+            millis::from_each([CREATED, LAST_SEEN, IDLE, ABSOLUTE].map(|at| self.time(at)))
+                .expect("packed from OffsetDateTimes");
         Metadata {
-            created: time(CREATED),
-            last_seen: time(LAST_SEEN),
-            idle_deadline: time(IDLE),
-            absolute_deadline: time(ABSOLUTE),
+            created,
+            last_seen,
+            idle_deadline,
+            absolute_deadline,
             persistent: self.0[FLAGS] & PERSISTENT != 0,
             user: self.user().map(str::to_owned),
         }
