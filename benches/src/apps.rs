@@ -27,18 +27,22 @@ pub(crate) enum Impl {
     PrivateJar,
     /// axum-extra's `SignedCookieJar` (signed cookies, no store).
     SignedJar,
-    /// This crate's client-side (sealed cookie) mode: on another branch.
+    /// This crate's client-side (sealed cookie) mode.
     ClientSide,
+    /// The least work a layer with this crate's request flow can do (`floor.rs`): a bound,
+    /// not a session implementation. B1, B1c and B2 only.
+    Floor,
 }
 
 impl Impl {
-    pub(crate) const ALL: [Impl; 6] = [
+    pub(crate) const ALL: [Impl; 7] = [
         Impl::Baseline,
         Impl::SessionLayer,
         Impl::TowerSessions,
         Impl::PrivateJar,
         Impl::SignedJar,
         Impl::ClientSide,
+        Impl::Floor,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Impl {
             Impl::PrivateJar => "PrivateCookieJar",
             Impl::SignedJar => "SignedCookieJar",
             Impl::ClientSide => "session-layer client-side",
+            Impl::Floor => "floor (least work, not a session)",
         }
     }
 
@@ -61,6 +66,7 @@ impl Impl {
             Impl::PrivateJar => "private-jar",
             Impl::SignedJar => "signed-jar",
             Impl::ClientSide => "sl-client",
+            Impl::Floor => "floor",
         }
     }
 
@@ -90,6 +96,7 @@ impl Impl {
             Impl::PrivateJar => jar::private_app(),
             Impl::SignedJar => jar::signed_app(),
             Impl::ClientSide => sl::client_side_app(),
+            Impl::Floor => crate::floor::app(),
         };
         Some(app.with_state(()))
     }
@@ -172,10 +179,13 @@ pub(crate) const ROWS: &[(Case, Impl)] = &[
     (Case::A, Impl::Baseline),
     (Case::B1, Impl::SessionLayer),
     (Case::B1, Impl::TowerSessions),
+    (Case::B1, Impl::Floor),
     (Case::B1c, Impl::SessionLayer),
     (Case::B1c, Impl::TowerSessions),
+    (Case::B1c, Impl::Floor),
     (Case::B2, Impl::SessionLayer),
     (Case::B2, Impl::TowerSessions),
+    (Case::B2, Impl::Floor),
     (Case::B2, Impl::ClientSide),
     (Case::B2, Impl::PrivateJar),
     (Case::B2, Impl::SignedJar),

@@ -194,6 +194,7 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
         (Impl::Baseline, false),
         (Impl::SessionLayer, true),
         (Impl::TowerSessions, true),
+        (Impl::Floor, true),
     ]
     .into_iter()
     .filter(|(i, _)| *i == Impl::Baseline || opts.selects_impl(*i))
@@ -228,6 +229,14 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
         sink.csv.add("http", "B2", key, "throughput", "req/s", rps);
         sink.csv
             .add("http", "B2", key, "ratio", "x baseline", ratio);
+        if s.imp == Impl::Floor {
+            sink.bound(
+                "HTTP: B2 throughput ÷ baseline's (the same requests, no session layer)",
+                "≥ 0.92",
+                ratio.show(3),
+                ratio.median >= 0.92,
+            );
+        }
         if s.imp == Impl::SessionLayer {
             sink.target(
                 "HTTP: B2 throughput ÷ baseline's (the same requests, no session layer)",

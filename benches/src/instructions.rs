@@ -27,6 +27,7 @@ const PAIRS: &[(Case, Impl, Impl)] = &[
     (Case::B3, Impl::ClientSide, Impl::PrivateJar),
     (Case::B4, Impl::ClientSide, Impl::PrivateJar),
     (Case::B2, Impl::SessionLayer, Impl::TowerSessions),
+    (Case::B2, Impl::Floor, Impl::TowerSessions),
     (Case::B3, Impl::SessionLayer, Impl::TowerSessions),
     (Case::B4, Impl::SessionLayer, Impl::TowerSessions),
 ];

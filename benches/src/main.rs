@@ -21,6 +21,7 @@
 mod alloc;
 mod apps;
 mod cputime;
+mod floor;
 mod http_bench;
 mod inproc;
 mod instructions;
@@ -256,6 +257,14 @@ fn main() {
                 Some(b2.ratio.median <= 2.0),
             );
         }
+        if let Some(b2) = r.get(&(Case::B2, Impl::Floor)) {
+            sink.bound(
+                "2×64: B2 ÷ baseline",
+                "≤ 2.0",
+                b2.ratio.show(2),
+                b2.ratio.median <= 2.0,
+            );
+        }
         lead_targets(Mode::Concurrent, &r, &mut sink);
         show(t, &mut tables);
     }
@@ -288,16 +297,15 @@ fn main() {
 
 fn single_targets(r: &inproc::Results, sink: &mut Sink) {
     for (case, goal, limit) in [(Case::B2, "≤ 0.333", 1.0 / 3.0), (Case::B3, "≤ 0.5", 0.5)] {
+        let what = format!(
+            "single-threaded: {} overhead ÷ tower-sessions' overhead",
+            case.label()
+        );
         if let Some(v) = r.get(&(case, Impl::SessionLayer)).and_then(|x| x.vs_peer) {
-            sink.target(
-                &format!(
-                    "single-threaded: {} overhead ÷ tower-sessions' overhead",
-                    case.label()
-                ),
-                goal,
-                v.show(3),
-                Some(v.median <= limit),
-            );
+            sink.target(&what, goal, v.show(3), Some(v.median <= limit));
+        }
+        if let Some(v) = r.get(&(case, Impl::Floor)).and_then(|x| x.vs_peer) {
+            sink.bound(&what, goal, v.show(3), v.median <= limit);
         }
     }
 }

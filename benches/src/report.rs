@@ -153,6 +153,9 @@ pub(crate) struct Target {
     pub(crate) measured: String,
     /// `None`: not measured on this branch yet.
     pub(crate) met: Option<bool>,
+    /// A row of the floor (`floor.rs`), not of this crate: whether the least work any layer
+    /// can do would meet the goal.
+    pub(crate) bound: bool,
 }
 
 /// Where the runs put what they measured.
@@ -169,6 +172,18 @@ impl Sink {
             goal: goal.into(),
             measured,
             met,
+            bound: false,
+        });
+    }
+
+    /// The same target measured on the floor (`floor.rs`): whether any layer could meet it.
+    pub(crate) fn bound(&mut self, what: &str, goal: &str, measured: String, reaches: bool) {
+        self.targets.push(Target {
+            what: format!("floor, for reference: {what}"),
+            goal: goal.into(),
+            measured,
+            met: Some(reaches),
+            bound: true,
         });
     }
 
@@ -183,6 +198,12 @@ impl Sink {
                 x.goal.clone(),
                 x.measured.clone(),
                 match x.met {
+                    Some(reaches) if x.bound => if reaches {
+                        "the floor would"
+                    } else {
+                        "not even the floor"
+                    }
+                    .into(),
                     Some(true) => "yes".into(),
                     Some(false) => "NO".into(),
                     None => "not measured".into(),
@@ -190,7 +211,10 @@ impl Sink {
             ]);
         }
         t.notes.push(
-            "Met means the median meets the goal; min and max show how far the noise reaches."
+            "Met means the median meets the goal; min and max show how far the noise reaches. \
+             A floor row measures the same target on the least work a layer with this crate's \
+             request flow can do (`benches/src/floor.rs`, not a session implementation): where \
+             not even the floor meets a goal, no implementation of DESIGN.md can."
                 .into(),
         );
         t
