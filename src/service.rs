@@ -94,6 +94,21 @@ where
             write_cookie(&session, &mut response, Ok(out));
             return Poll::Ready(Ok(response));
         }
+        if session.inner().shared.backend.never_waits() {
+            // The save finishes at its first poll, so it runs here, without a box.
+            let finished = {
+                let saving = std::pin::pin!(finish(&session, &mut response));
+                saving.poll(cx).is_ready()
+            };
+            if !finished {
+                tracing::error!(
+                    target: "session_layer",
+                    "the session store says it never waits, but a call of its did not finish at once; the save was abandoned and the response is replaced by an error"
+                );
+                response = save_failed(&session.inner().shared);
+            }
+            return Poll::Ready(Ok(response));
+        }
         let mut finishing: Finishing<B> = Box::pin(async move {
             finish(&session, &mut response).await;
             response

@@ -726,6 +726,37 @@ async fn a_save_failure_is_a_server_error_without_set_cookie() {
 }
 
 #[tokio::test]
+async fn a_store_that_says_it_never_waits_and_waits_fails_the_save_loudly() {
+    let app = TestApp::new();
+    let id = new_value(&app.send("POST", "/set/a/b", None).await).unwrap();
+    app.store
+        .waits
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Reads may wait: the handler awaits them.
+    assert_eq!(
+        body(app.send("GET", "/get/a", Some(&id)).await).await,
+        "\"b\""
+    );
+    // A save runs in place for such a store: one that waits is abandoned, as a failure.
+    let res = app.send("POST", "/set/c/d", None).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookies(&res).is_empty());
+    assert_eq!(
+        app.store.inner.len(),
+        1,
+        "nothing of the abandoned save was stored"
+    );
+    app.store
+        .waits
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    ok(&app.send("POST", "/set/c/d", Some(&id)).await);
+    assert_eq!(
+        body(app.send("GET", "/get/c", Some(&id)).await).await,
+        "\"d\""
+    );
+}
+
+#[tokio::test]
 async fn the_save_error_status_is_configurable() {
     let app = TestApp::with(|b| b.with_save_error_status(StatusCode::SERVICE_UNAVAILABLE));
     app.store.set_down(true);

@@ -337,6 +337,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
+    /// Every call takes a shard lock and returns: nothing here ever waits.
+    fn never_waits(&self) -> bool {
+        true
+    }
+
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
         self.reserve(record.meta.created)?;
         {

@@ -157,6 +157,18 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Whether every future this store's methods return is ready the first time it is
+    /// polled: the store does its work in place and never waits (an in-process map, as
+    /// [`MemoryStore`](crate::MemoryStore)). The layer then runs a request's save in place
+    /// instead of boxing it. Default `false`, which is always correct.
+    ///
+    /// A store that says `true` and then returns a pending future breaks this contract: the
+    /// layer abandons that save, logs an error and answers with its save error (`500` unless
+    /// configured), as for a failed save.
+    fn never_waits(&self) -> bool {
+        false
+    }
+
     /// The live record under `key` at `now`, as [`load`](Self::load) returns it, after
     /// moving its idle deadline and `last_seen` if `rule` says a touch is
     /// [due](TouchRule::due) (judged by the record's own persistence flag and deadlines).
@@ -288,6 +300,9 @@ macro_rules! forward_store {
             }
             async fn rotate_within(&self, old: &StorageKey, new: &StorageKey, change: &Change, limits: &Limits, now: OffsetDateTime) -> Result<Rotated, StoreError> {
                 (**self).rotate_within(old, new, change, limits, now).await
+            }
+            fn never_waits(&self) -> bool {
+                (**self).never_waits()
             }
         }
     )*};

@@ -62,16 +62,21 @@ impl Counts {
 
 /// A `MemoryStore` that counts calls and fails every call while `down` is set. It keeps
 /// the trait's default `load_touching`, `write` and `rotate_within`, so they count as the
-/// primitive calls (load, touch, update, rotate) they are built from.
+/// primitive calls (load, touch, update, rotate) they are built from. Like the store it
+/// wraps, it says it never waits; while `waits` is set, every call waits once anyway.
 #[derive(Debug, Clone, Default)]
 pub struct Instrumented {
     pub inner: MemoryStore,
     pub counts: Arc<Counts>,
     pub down: Arc<AtomicBool>,
+    pub waits: Arc<AtomicBool>,
 }
 
 impl Instrumented {
-    fn check(&self, c: &AtomicUsize) -> Result<(), StoreError> {
+    async fn check(&self, c: &AtomicUsize) -> Result<(), StoreError> {
+        if self.waits.load(Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
         c.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             Err(StoreError::new(
@@ -89,8 +94,11 @@ impl Instrumented {
 
 #[async_trait]
 impl SessionStore for Instrumented {
+    fn never_waits(&self) -> bool {
+        self.inner.never_waits()
+    }
     async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.check(&self.counts.create)?;
+        self.check(&self.counts.create).await?;
         self.inner.create(key, record).await
     }
     async fn load(
@@ -98,7 +106,7 @@ impl SessionStore for Instrumented {
         key: &StorageKey,
         now: OffsetDateTime,
     ) -> Result<Option<Record>, StoreError> {
-        self.check(&self.counts.load)?;
+        self.check(&self.counts.load).await?;
         self.inner.load(key, now).await
     }
     async fn update(
@@ -107,7 +115,7 @@ impl SessionStore for Instrumented {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Option<Metadata>, StoreError> {
-        self.check(&self.counts.update)?;
+        self.check(&self.counts.update).await?;
         self.inner.update(key, change, now).await
     }
     async fn touch(
@@ -116,7 +124,7 @@ impl SessionStore for Instrumented {
         seen: OffsetDateTime,
         idle: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.check(&self.counts.touch)?;
+        self.check(&self.counts.touch).await?;
         self.inner.touch(key, seen, idle).await
     }
     async fn rotate(
@@ -126,11 +134,11 @@ impl SessionStore for Instrumented {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Rotated, StoreError> {
-        self.check(&self.counts.rotate)?;
+        self.check(&self.counts.rotate).await?;
         self.inner.rotate(old, new, change, now).await
     }
     async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.check(&self.counts.delete)?;
+        self.check(&self.counts.delete).await?;
         self.inner.delete(key).await
     }
     async fn list_by_user(
@@ -138,7 +146,7 @@ impl SessionStore for Instrumented {
         user: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.check(&self.counts.by_user)?;
+        self.check(&self.counts.by_user).await?;
         self.inner.list_by_user(user, now).await
     }
     async fn delete_by_user(
@@ -147,7 +155,7 @@ impl SessionStore for Instrumented {
         except: Option<&StorageKey>,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        self.check(&self.counts.by_user)?;
+        self.check(&self.counts.by_user).await?;
         self.inner.delete_by_user(user, except, now).await
     }
 }
