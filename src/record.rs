@@ -40,8 +40,9 @@ pub struct Record {
     pub meta: Metadata,
 }
 
-/// A record's data: a map, or the JSON text a store or cookie kept, which most requests
-/// read one key of and never need as a map (it is built on first use of [`Record::data`]).
+/// A record's data: a map, or the JSON text a store kept (`MemoryStore` shares its packed
+/// record), which most requests read one key of and never need as a map (it is built on
+/// first use of [`Record::data`]).
 #[derive(Clone)]
 enum Data {
     Map(Map<String, Value>),
