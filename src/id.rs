@@ -56,16 +56,7 @@ impl SessionId {
     /// unguessable IDs must not make guessable ones instead.
     #[must_use]
     pub fn generate() -> Self {
-        let mut bytes = [0u8; ID_BYTES];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .expect("the operating system's random number generator failed");
-        let mut text = [0u8; ID_LEN];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(bytes, &mut text)
-            .expect("32 bytes are 43 base64url characters");
-        debug_assert_eq!(written, ID_LEN);
-        Self(text)
+        Self(random_text::<ID_BYTES, ID_LEN>())
     }
 
     /// Parses the text of a cookie value, checking its shape first: exactly 43 characters of
@@ -108,6 +99,25 @@ impl SessionId {
     pub fn storage_key(&self) -> StorageKey {
         StorageKey(Sha256::digest(self.0).into())
     }
+}
+
+/// `B` bytes from the operating system's CSPRNG as their `T` characters of base64url
+/// without padding.
+///
+/// # Panics
+///
+/// If the operating system cannot supply random bytes, or `T` is not `B`'s encoded length.
+pub(crate) fn random_text<const B: usize, const T: usize>() -> [u8; T] {
+    let mut bytes = [0u8; B];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    let mut text = [0u8; T];
+    let written = URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut text)
+        .expect("T is long enough for B bytes");
+    assert_eq!(written, T, "T is exactly B bytes' encoded length");
+    text
 }
 
 impl fmt::Debug for SessionId {

@@ -25,7 +25,6 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cookie::{Cookie, CookieJar, Key};
-use rand::TryRngCore as _;
 use serde_json::{Map, Value};
 
 use crate::clock::millis;
@@ -136,16 +135,7 @@ const NONCE_TEXT: usize = (NONCE_BYTES * 4).div_ceil(3);
 
 impl Nonce {
     pub(crate) fn generate() -> Self {
-        let mut bytes = [0u8; NONCE_BYTES];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut bytes)
-            .expect("the operating system's random number generator failed");
-        let mut text = [0u8; NONCE_TEXT];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(bytes, &mut text)
-            .expect("16 bytes are 22 characters of base64url");
-        debug_assert_eq!(written, NONCE_TEXT);
-        Self(text)
+        Self(crate::id::random_text::<NONCE_BYTES, NONCE_TEXT>())
     }
 
     /// A stand-in of the right length, for measuring a payload before it is sealed.
