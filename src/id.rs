@@ -267,6 +267,8 @@ mod tests {
             assert!(text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            let decoded = URL_SAFE_NO_PAD.decode(&text).expect("base64url");
+            assert_eq!(decoded.len(), ID_BYTES, "an ID carries 256 bits");
             assert!(seen.insert(id.0), "duplicate ID generated");
         }
     }
