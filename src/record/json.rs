@@ -79,8 +79,9 @@ impl JsonText {
     }
 }
 
-/// Calls `f` with each key (borrowed unless it holds escapes) and raw value, in order.
-fn walk<'de>(text: &'de [u8], f: impl FnMut(Cow<'de, str>, &'de RawValue)) {
+/// Calls `f` with each key (borrowed unless it holds escapes) and raw value, in order, of
+/// the JSON object `text` this crate wrote.
+pub(crate) fn walk<'de>(text: &'de [u8], f: impl FnMut(Cow<'de, str>, &'de RawValue)) {
     struct Walk<F>(F);
     impl<'de, F: FnMut(Cow<'de, str>, &'de RawValue)> Visitor<'de> for Walk<F> {
         type Value = ();
@@ -100,7 +101,7 @@ fn walk<'de>(text: &'de [u8], f: impl FnMut(Cow<'de, str>, &'de RawValue)) {
 }
 
 /// A key, borrowed from the text unless it holds escapes.
-pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
+struct Key<'de>(Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

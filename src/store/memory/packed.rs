@@ -20,7 +20,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::clock::millis;
-use crate::record::json::JsonText;
+use crate::record::json::{self, JsonText};
 use crate::record::{Change, Metadata, Record};
 use crate::store::{entry_bytes, Limits, Totals, TouchRule, WriteRules};
 
@@ -94,8 +94,9 @@ impl Packed {
 
     /// Records activity at `now` with the idle deadline [`due`](Self::due) gave, in place.
     pub(super) fn touch_at(&mut self, now: i64, idle_deadline: i64) {
-        self.bytes_mut()[LAST_SEEN..LAST_SEEN + 8].copy_from_slice(&now.to_le_bytes());
-        self.bytes_mut()[IDLE..IDLE + 8].copy_from_slice(&idle_deadline.to_le_bytes());
+        let bytes = self.bytes_mut();
+        bytes[LAST_SEEN..LAST_SEEN + 8].copy_from_slice(&now.to_le_bytes());
+        bytes[IDLE..IDLE + 8].copy_from_slice(&idle_deadline.to_le_bytes());
     }
 
     /// The owner, if any.
@@ -242,58 +243,31 @@ fn write_user(user: Option<&str>, out: &mut Vec<u8>) {
 /// before and after, as [`Totals::of`] and [`Totals::after`] count them: the store wrote
 /// every stored value as compact JSON, so its text is as long as `entry_bytes` counts.
 fn merge(stored: &[u8], change: &Change, count: bool, out: &mut Vec<u8>) -> Counted {
-    use serde::de::{Deserializer as _, MapAccess, Visitor};
     use serde::ser::{SerializeMap as _, Serializer as _};
-    use serde_json::value::RawValue;
 
-    use crate::record::json::Key;
-
-    struct Merge<'a> {
-        change: &'a Change,
-        count: bool,
-        out: &'a mut Vec<u8>,
-    }
-
-    impl<'de> Visitor<'de> for Merge<'_> {
-        type Value = Counted;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
+    const WRITES: &str = "JSON values always serialize into a vector";
+    let (mut before, mut kept) = (Totals::default(), Totals::default());
+    let mut ser = serde_json::Serializer::new(out);
+    let mut map = ser.serialize_map(None).expect(WRITES);
+    json::walk(stored, |key, value| {
+        let bytes = key.len() + value.get().len();
+        before = Totals::new(before.keys + 1, before.bytes + bytes);
+        // `set` and `remove` never share a key, so `lookup` names every key they touch
+        // (and, after `clear`, every key).
+        if change.lookup(&key).is_none() {
+            kept = Totals::new(kept.keys + 1, kept.bytes + bytes);
+            map.serialize_entry(&*key, value).expect(WRITES);
         }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut stored: A) -> Result<Self::Value, A::Error> {
-            use serde::de::Error as _;
-            let change = self.change;
-            let (mut before, mut kept) = (Totals::default(), Totals::default());
-            let mut ser = serde_json::Serializer::new(self.out);
-            let mut map = ser.serialize_map(None).map_err(A::Error::custom)?;
-            while let Some(Key(key)) = stored.next_key()? {
-                let value: &RawValue = stored.next_value()?;
-                let bytes = key.len() + value.get().len();
-                before = Totals::new(before.keys + 1, before.bytes + bytes);
-                // `set` and `remove` never share a key, so `lookup` names every key they
-                // touch (and, after `clear`, every key).
-                if change.lookup(&key).is_none() {
-                    kept = Totals::new(kept.keys + 1, kept.bytes + bytes);
-                    map.serialize_entry(&*key, value)
-                        .map_err(A::Error::custom)?;
-                }
-            }
-            let mut after = kept;
-            for (key, value) in &change.set {
-                map.serialize_entry(key, value).map_err(A::Error::custom)?;
-                if self.count {
-                    after = Totals::new(after.keys + 1, after.bytes + entry_bytes(key, value));
-                }
-            }
-            map.end().map_err(A::Error::custom)?;
-            Ok(self.count.then_some((before, after)))
+    });
+    let mut after = kept;
+    for (key, value) in &change.set {
+        map.serialize_entry(key, value).expect(WRITES);
+        if count {
+            after = Totals::new(after.keys + 1, after.bytes + entry_bytes(key, value));
         }
     }
-
-    serde_json::Deserializer::from_slice(stored)
-        .deserialize_map(Merge { change, count, out })
-        .expect("the store wrote this JSON, and JSON values always serialize")
+    map.end().expect(WRITES);
+    count.then_some((before, after))
 }
 
 /// Runs `write` into a reused per-thread buffer and copies the result into one allocation
