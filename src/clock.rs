@@ -81,9 +81,7 @@ pub(crate) mod millis {
 
     /// The time `ms` milliseconds after the epoch, if `time` can represent it.
     pub(crate) fn from(ms: i64) -> Option<OffsetDateTime> {
-        let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
-        #[allow(clippy::cast_possible_truncation)] // rem_euclid(1000) is in 0..1000
-        t.replace_millisecond(ms.rem_euclid(1000) as u16).ok()
+        from_each([ms]).map(|[t]| t)
     }
 }
 
@@ -92,7 +90,7 @@ mod tests {
     use super::millis;
 
     #[test]
-    fn times_converted_together_are_the_times_converted_alone() {
+    fn times_converted_together_are_the_times_time_gives_for_them() {
         let day = 86_400_000_i64;
         let now = millis::of(time::OffsetDateTime::now_utc());
         let mut cases = vec![[0, 1, day - 1, day], [-1, -day, -day - 1, 0]];
@@ -105,13 +103,21 @@ mod tests {
             cases.push([base, base + 1, base + 3_600_000, base + 30 * day + 999]);
             cases.push([base, base - 1, base + day, base]);
         }
+        // `time`'s own conversion, from nanoseconds, is the reference.
+        let reference = |ms: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        };
         for ms in cases {
-            let alone = ms.map(millis::from);
+            let expected = ms.map(reference);
             let together = millis::from_each(ms);
-            if alone.iter().all(Option::is_some) {
-                assert_eq!(together, Some(alone.map(Option::unwrap)), "{ms:?}");
+            if expected.iter().all(Option::is_some) {
+                assert_eq!(together, Some(expected.map(Option::unwrap)), "{ms:?}");
             } else {
                 assert_eq!(together, None, "{ms:?}");
+            }
+            for (one, t) in ms.into_iter().zip(expected) {
+                assert_eq!(millis::from(one), t, "{one}");
+                assert!(t.is_none_or(|t| millis::of(t) == one), "{one} round trip");
             }
         }
         // Past what `time` represents: refused, not wrapped.

@@ -241,22 +241,17 @@ struct Changed<'a> {
 impl Serialize for Changed<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
+        let change = self.change;
         let mut map = serializer.serialize_map(None)?;
-        let Some(change) = self.change else {
-            for (key, value) in self.data {
-                map.serialize_entry(key, value)?;
-            }
-            return map.end();
-        };
-        if !change.clear {
+        if !change.is_some_and(|c| c.clear) {
             // `set` and `remove` never share a key, so `lookup` names every key they touch.
             for (key, value) in self.data {
-                if change.lookup(key).is_none() {
+                if change.is_none_or(|c| c.lookup(key).is_none()) {
                     map.serialize_entry(key, value)?;
                 }
             }
         }
-        for (key, value) in &change.set {
+        for (key, value) in change.map_or(&[][..], |c| &c.set[..]) {
             map.serialize_entry(key, value)?;
         }
         map.end()
