@@ -208,6 +208,19 @@ impl Record {
         }
     }
 
+    /// How a store that still holds the text this record was read from can write `change`
+    /// by replacing one value: when the change sets one key, removes none, and that key was
+    /// the last one read.
+    pub(crate) fn splice_for(&self, change: &Change) -> Option<json::Splice> {
+        let Data::Json { text, .. } = &self.data else {
+            return None;
+        };
+        match &change.set[..] {
+            [(key, _)] if !change.clear && change.remove.is_empty() => text.splice(key),
+            _ => None,
+        }
+    }
+
     /// What the data adds up to, as the limits count it.
     pub(crate) fn totals(&self) -> Totals {
         match &self.data {
@@ -278,6 +291,24 @@ pub struct Change {
     pub persistent: Option<bool>,
     /// A new owner: `Some(None)` removes the user.
     pub user: Option<Option<String>>,
+    /// Where the one key this change sets sits in the stored text the request read.
+    pub(crate) splice: SpliceHint,
+}
+
+/// A hint for the store, not part of what a change says: it takes no part in equality.
+#[derive(Clone, Default)]
+pub(crate) struct SpliceHint(pub(crate) Option<json::Splice>);
+
+impl PartialEq for SpliceHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SpliceHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
 }
 
 /// A move of the idle deadline caused by activity.

@@ -5,10 +5,13 @@
 //! so no key twice), so a value's raw text is as long as
 //! [`entry_bytes`](crate::store::entry_bytes) counts it. Each read walks the text; most
 //! requests read one key once (a walk that builds an index of the entries, tried, cost more
-//! than it saved). A walk counts the totals on its way, for a write that follows the read.
+//! than it saved). A walk counts the totals on its way, for a write that follows the read,
+//! and a read notes where it found its value, so that a write of that one key can replace
+//! the value in the text (a [`Splice`]) instead of walking and writing every entry again.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::de::{Deserializer as _, MapAccess, Visitor};
@@ -23,6 +26,9 @@ pub(crate) struct JsonText {
     /// The totals, once a walk has counted them: keys + 1 (0 until counted), then bytes.
     counted_keys: AtomicUsize,
     counted_bytes: AtomicUsize,
+    /// Where the last [`get`](Self::get) found its value, if its key has no escapes: start
+    /// in the text (never 0, the text opens with `{`) in the high half, length in the low.
+    found: AtomicU64,
 }
 
 impl Clone for JsonText {
@@ -39,6 +45,7 @@ impl JsonText {
             start,
             counted_keys: AtomicUsize::new(0),
             counted_bytes: AtomicUsize::new(0),
+            found: AtomicU64::new(0),
         }
     }
 
@@ -51,12 +58,52 @@ impl JsonText {
     /// totals, which a write after the read asks for next.
     pub(crate) fn get(&self, key: &str) -> Option<&[u8]> {
         let mut found = None;
+        let mut escaped = false;
         self.walk_counting(|k, v| {
-            if k == key {
+            if *k == *key {
+                escaped = matches!(k, Cow::Owned(_));
                 found = Some(v.get().as_bytes());
             }
         });
+        let text = self.as_bytes();
+        let at = found
+            .filter(|_| !escaped)
+            .and_then(|v| {
+                let start = v.as_ptr() as usize - text.as_ptr() as usize;
+                Some(
+                    u64::from(u32::try_from(start).ok()?) << 32
+                        | u64::from(u32::try_from(v.len()).ok()?),
+                )
+            })
+            .unwrap_or(0);
+        self.found.store(at, Ordering::Relaxed);
         found
+    }
+
+    /// How a write that sets `key` and nothing else can replace its value in this text, if
+    /// the last [`get`](Self::get) found `key` (with no escapes) and counted the totals.
+    pub(crate) fn splice(&self, key: &str) -> Option<Splice> {
+        let found = self.found.load(Ordering::Relaxed);
+        let counted_keys = self.counted_keys.load(Ordering::Acquire);
+        if found == 0 || counted_keys == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)] // both halves came from `u32`s
+        let (start, len) = ((found >> 32) as usize, (found as u32) as usize);
+        // The compact text reads `"key":value`, and a key with no escapes holds no `"`: the
+        // quote before `key`'s length of bytes opens this very key.
+        let text = self.as_bytes();
+        let key_start = start.checked_sub(key.len() + 2)?;
+        let named = key_start > 0
+            && text[key_start - 1] == b'"'
+            && &text[key_start..start - 2] == key.as_bytes()
+            && &text[start - 2..start] == b"\":";
+        named.then(|| Splice {
+            bytes: self.bytes.clone(),
+            start: self.start,
+            value: self.start + start..self.start + start + len,
+            totals: Totals::new(counted_keys - 1, self.counted_bytes.load(Ordering::Relaxed)),
+        })
     }
 
     /// What the data adds up to, as the limits count it.
@@ -67,7 +114,7 @@ impl JsonText {
         }
     }
 
-    fn walk_counting<'a>(&'a self, mut f: impl FnMut(&str, &'a RawValue)) -> Totals {
+    fn walk_counting<'a>(&'a self, mut f: impl FnMut(&Cow<'a, str>, &'a RawValue)) -> Totals {
         let mut totals = Totals::default();
         walk(self.as_bytes(), |k, v| {
             totals = Totals::new(totals.keys + 1, totals.bytes + k.len() + v.get().len());
@@ -76,6 +123,45 @@ impl JsonText {
         self.counted_bytes.store(totals.bytes, Ordering::Relaxed);
         self.counted_keys.store(totals.keys + 1, Ordering::Release);
         totals
+    }
+}
+
+/// Where one key's value sits in a stored text a request read: a store that still holds
+/// that very allocation writes the data as the text before the value, the new value, and
+/// the text after it. The splice holds a share of the allocation, so what it names cannot
+/// change in place while it exists (a write in place copies a shared record first).
+#[derive(Clone)]
+pub(crate) struct Splice {
+    bytes: Arc<[u8]>,
+    /// Where the data starts in `bytes`.
+    start: usize,
+    /// The old value, in `bytes`.
+    value: Range<usize>,
+    /// The data's totals in `bytes`.
+    totals: Totals,
+}
+
+impl Splice {
+    /// Writes the data of `stored` (which must be the allocation this splice was taken from,
+    /// else `None` and nothing written) with the value replaced by `value`, and returns the
+    /// totals before and after.
+    pub(crate) fn write(
+        &self,
+        stored: &Arc<[u8]>,
+        data_start: usize,
+        value: &serde_json::Value,
+        out: &mut Vec<u8>,
+    ) -> Option<(Totals, Totals)> {
+        if !Arc::ptr_eq(stored, &self.bytes) || data_start != self.start {
+            return None;
+        }
+        out.extend_from_slice(&stored[data_start..self.value.start]);
+        let before = out.len();
+        serde_json::to_writer(&mut *out, value).expect("a JSON value always serializes");
+        let len = out.len() - before;
+        out.extend_from_slice(&stored[self.value.end..]);
+        let bytes = self.totals.bytes - self.value.len() + len;
+        Some((self.totals, Totals::new(self.totals.keys, bytes)))
     }
 }
 

@@ -212,7 +212,16 @@ impl Packed {
             out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
             write_user(user, out);
             if change.touches_data() {
-                totals = merge(&self.0[data_start..], change, count, out);
+                let spliced = match (&change.splice.0, &change.set[..]) {
+                    (Some(splice), [(_, value)]) if !change.clear && change.remove.is_empty() => {
+                        splice.write(&self.0, data_start, value, out)
+                    }
+                    _ => None,
+                };
+                totals = match spliced {
+                    Some(counted) => count.then_some(counted),
+                    None => merge(&self.0[data_start..], change, count, out),
+                };
             } else {
                 out.extend_from_slice(&self.0[data_start..]);
             }
@@ -459,5 +468,82 @@ mod tests {
             packed.apply(&change);
             assert_eq!(packed.record(), record, "{change:?}");
         }
+    }
+
+    #[test]
+    fn a_write_of_the_key_just_read_replaces_its_value_as_a_full_merge_would() {
+        let now = crate::clock::to_millis(OffsetDateTime::now_utc());
+        let mut record = Record::new(now, now + Duration::hours(1), now + Duration::days(1));
+        record.data_mut().insert("a".into(), json!("first"));
+        record.data_mut().insert("counter".into(), json!(5));
+        record.data_mut().insert("es\"c".into(), json!([1]));
+        record.data_mut().insert("z".into(), json!({"n": null}));
+        let stored = Packed::new(&record);
+        let limits = Limits::new(1 << 16, 16);
+        let tight = Limits::new(Totals::of(record.data()).bytes + 1, 16);
+        // Each key once as the one read and written, with a value longer and one shorter.
+        for (key, value) in [
+            ("a", json!("a longer value than before")),
+            ("counter", json!(6)),
+            ("z", json!(0)),
+        ] {
+            let loaded = stored.record();
+            let _: Option<serde_json::Value> = loaded.value(key).transpose().unwrap();
+            let mut change = Change::default();
+            change.set(key, value.clone());
+            change.splice.0 = loaded.splice_for(&change);
+            assert!(change.splice.0.is_some(), "{key}");
+            for limits in [limits, tight] {
+                let (mut spliced, mut merged) =
+                    (Packed(stored.0.clone()), Packed(stored.0.clone()));
+                let plain = Change {
+                    splice: Default::default(),
+                    ..change.clone()
+                };
+                let result = spliced.apply_within(&change, &limits);
+                assert_eq!(result, merged.apply_within(&plain, &limits), "{key}");
+                // The value stays where it was in the text; a merge writes it last.
+                assert_eq!(spliced.record(), merged.record(), "{key}");
+                if result.is_ok() {
+                    let mut expected = record.clone();
+                    change.apply_to(&mut expected);
+                    assert_eq!(spliced.record(), expected, "{key}");
+                }
+            }
+        }
+
+        // No splice for a key with escapes, a key other than the one read, or more changes.
+        let loaded = stored.record();
+        let _: Option<Vec<i32>> = loaded.value("es\"c").transpose().unwrap();
+        let mut change = Change::default();
+        change.set("es\"c", json!([2]));
+        assert!(loaded.splice_for(&change).is_none());
+        let _: Option<i64> = loaded.value("counter").transpose().unwrap();
+        let mut change = Change::default();
+        change.set("c", json!(1));
+        assert!(
+            loaded.splice_for(&change).is_none(),
+            "a key that is a suffix of the one read"
+        );
+        let mut change = Change::default();
+        change.set("counter", json!(1));
+        change.remove("a");
+        assert!(loaded.splice_for(&change).is_none());
+
+        // A splice of a record that changed since it was read is not used: the write merges
+        // into what is stored now, and keeps the other write.
+        let mut packed = Packed(stored.0.clone());
+        let loaded = packed.record();
+        let _: Option<i64> = loaded.value("counter").transpose().unwrap();
+        let mut change = Change::default();
+        change.set("counter", json!(7));
+        change.splice.0 = loaded.splice_for(&change);
+        let mut other = Change::default();
+        other.set("a", json!("second"));
+        packed.apply(&other);
+        packed.apply(&change);
+        other.apply_to(&mut record);
+        change.apply_to(&mut record);
+        assert_eq!(packed.record(), record);
     }
 }
