@@ -355,14 +355,26 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
 
     let meta = match loaded {
-        Some(_) => store.update(&key, &change, now).await?,
+        Some(record) => {
+            change.splice.0 = record.splice_for(&change);
+            match &inner.shared.memory {
+                Some(memory) => memory.update_now(&key, &change, now)?,
+                None => store.update(&key, &change, now).await?,
+            }
+        }
         // A write without a read: one call checks the limits, applies the change and
         // makes the touch if it is due.
-        None => match store.write(&key, &change, rules, now).await? {
-            Written::Done(meta) => Some(meta),
-            Written::TooLarge(totals) => return Err(too_large(totals)),
-            _ => None,
-        },
+        None => {
+            let written = match &inner.shared.memory {
+                Some(memory) => memory.write_now(&key, &change, rules, now)?,
+                None => store.write(&key, &change, rules, now).await?,
+            };
+            match written {
+                Written::Done(meta) => Some(meta),
+                Written::TooLarge(totals) => return Err(too_large(totals)),
+                _ => None,
+            }
+        }
     };
     match meta {
         Some(meta)

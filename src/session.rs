@@ -170,6 +170,17 @@ impl Session {
     /// As [`record`](Self::record), with the store's error as it is.
     pub(crate) async fn loaded_record(&self) -> Result<Option<&Record>, crate::StoreError> {
         let inner = &*self.inner;
+        if let Some(memory) = &inner.shared.memory {
+            // Never waits: set the cell at once unless another task is setting it.
+            if let Some(loaded) = inner.loaded.get() {
+                return Ok(loaded.as_ref());
+            }
+            let key = inner.cookie_key().expect("set when not preloaded");
+            let loaded = memory.load_touching_now(key, inner.now, &inner.shared.rules.touch)?;
+            if inner.loaded.set(loaded).is_ok() {
+                return Ok(inner.loaded.get().and_then(Option::as_ref));
+            }
+        }
         let loaded = inner
             .loaded
             .get_or_try_init(|| async {

@@ -283,6 +283,117 @@ impl MemoryStore {
             ))
         }
     }
+
+    // The store's calls that the request flow makes, without a future: the layer calls
+    // them directly when its store is a `MemoryStore` (no boxed future per call).
+
+    /// [`SessionStore::load`], answered at once.
+    pub(crate) fn load_now(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
+        {
+            let shard = self.shard(key);
+            match shard.get(key) {
+                None => return Ok(None),
+                Some(record) if record.is_live(now) => return Ok(Some(record.record())),
+                Some(_) => {}
+            }
+        }
+        // Expired: evict it now rather than wait for a sweep.
+        let mut shard = self.shard(key);
+        if shard.get(key).is_some_and(|r| !r.is_live(now)) {
+            let record = shard.remove(key);
+            drop(shard);
+            self.inner.len.fetch_sub(1, Ordering::Relaxed);
+            if let Some(user) = record.as_ref().and_then(Packed::user) {
+                self.reindex(key, Some(user), None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`SessionStore::load_touching`], answered at once.
+    pub(crate) fn load_touching_now(
+        &self,
+        key: &StorageKey,
+        now: OffsetDateTime,
+        rule: &TouchRule,
+    ) -> Result<Option<Record>, StoreError> {
+        {
+            let now = millis::of(now);
+            let mut shard = self.shard(key);
+            match shard.get_mut(key) {
+                None => return Ok(None),
+                Some(packed) if packed.is_live_at(now) => {
+                    // Decided and written on the packed times; the record shares the packed bytes.
+                    if let Some(idle_deadline) = packed.due(rule, now) {
+                        packed.touch_at(now, idle_deadline);
+                    }
+                    return Ok(Some(packed.record()));
+                }
+                Some(_) => {}
+            }
+        }
+        // Expired: `load` evicts it.
+        self.load_now(key, now)
+    }
+
+    /// [`SessionStore::write`], answered at once.
+    pub(crate) fn write_now(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Result<Written, StoreError> {
+        // The limit check, the change and the due touch under one shard lock: atomic.
+        let (before, meta) = {
+            let mut shard = self.shard(key);
+            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
+                return Ok(Written::Gone);
+            };
+            let before = change
+                .user
+                .as_ref()
+                .and_then(|_| packed.user().map(str::to_owned));
+            if let Err(after) = packed.write(change, rules, millis::of(now)) {
+                return Ok(Written::TooLarge(after));
+            }
+            (before, packed.meta())
+        };
+        if change.user.is_some() {
+            self.reindex(key, before.as_deref(), meta.user.as_deref());
+        }
+        Ok(Written::Done(meta))
+    }
+
+    /// [`SessionStore::update`], answered at once.
+    pub(crate) fn update_now(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<Option<Metadata>, StoreError> {
+        let (before, meta) = {
+            let mut shard = self.shard(key);
+            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
+                return Ok(None);
+            };
+            let before = change
+                .user
+                .as_ref()
+                .and_then(|_| packed.user().map(str::to_owned));
+            packed.apply(change);
+            (before, packed.meta())
+        };
+        // The index moves only with the owner.
+        if change.user.is_some() {
+            self.reindex(key, before.as_deref(), meta.user.as_deref());
+        }
+        Ok(Some(meta))
+    }
 }
 
 /// Why [`take_changed`] left a record where it was.
@@ -361,25 +472,7 @@ impl SessionStore for MemoryStore {
         key: &StorageKey,
         now: OffsetDateTime,
     ) -> Result<Option<Record>, StoreError> {
-        {
-            let shard = self.shard(key);
-            match shard.get(key) {
-                None => return Ok(None),
-                Some(record) if record.is_live(now) => return Ok(Some(record.record())),
-                Some(_) => {}
-            }
-        }
-        // Expired: evict it now rather than wait for a sweep.
-        let mut shard = self.shard(key);
-        if shard.get(key).is_some_and(|r| !r.is_live(now)) {
-            let record = shard.remove(key);
-            drop(shard);
-            self.inner.len.fetch_sub(1, Ordering::Relaxed);
-            if let Some(user) = record.as_ref().and_then(Packed::user) {
-                self.reindex(key, Some(user), None);
-            }
-        }
-        Ok(None)
+        self.load_now(key, now)
     }
 
     async fn load_touching(
@@ -388,23 +481,7 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
         rule: &TouchRule,
     ) -> Result<Option<Record>, StoreError> {
-        {
-            let now = millis::of(now);
-            let mut shard = self.shard(key);
-            match shard.get_mut(key) {
-                None => return Ok(None),
-                Some(packed) if packed.is_live_at(now) => {
-                    // Decided and written on the packed times; the record shares the packed bytes.
-                    if let Some(idle_deadline) = packed.due(rule, now) {
-                        packed.touch_at(now, idle_deadline);
-                    }
-                    return Ok(Some(packed.record()));
-                }
-                Some(_) => {}
-            }
-        }
-        // Expired: `load` evicts it.
-        self.load(key, now).await
+        self.load_touching_now(key, now, rule)
     }
 
     async fn write(
@@ -414,25 +491,7 @@ impl SessionStore for MemoryStore {
         rules: &WriteRules,
         now: OffsetDateTime,
     ) -> Result<Written, StoreError> {
-        // The limit check, the change and the due touch under one shard lock: atomic.
-        let (before, meta) = {
-            let mut shard = self.shard(key);
-            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
-                return Ok(Written::Gone);
-            };
-            let before = change
-                .user
-                .as_ref()
-                .and_then(|_| packed.user().map(str::to_owned));
-            if let Err(after) = packed.write(change, rules, millis::of(now)) {
-                return Ok(Written::TooLarge(after));
-            }
-            (before, packed.meta())
-        };
-        if change.user.is_some() {
-            self.reindex(key, before.as_deref(), meta.user.as_deref());
-        }
-        Ok(Written::Done(meta))
+        self.write_now(key, change, rules, now)
     }
 
     async fn update(
@@ -441,23 +500,7 @@ impl SessionStore for MemoryStore {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Option<Metadata>, StoreError> {
-        let (before, meta) = {
-            let mut shard = self.shard(key);
-            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
-                return Ok(None);
-            };
-            let before = change
-                .user
-                .as_ref()
-                .and_then(|_| packed.user().map(str::to_owned));
-            packed.apply(change);
-            (before, packed.meta())
-        };
-        // The index moves only with the owner.
-        if change.user.is_some() {
-            self.reindex(key, before.as_deref(), meta.user.as_deref());
-        }
-        Ok(Some(meta))
+        self.update_now(key, change, now)
     }
 
     async fn touch(
