@@ -16,6 +16,7 @@ use crate::id::SessionId;
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record, Touch};
 use crate::session::Session;
+use crate::store::memory::Updated;
 use crate::store::{Rotated, StoreError, StoreErrorKind, Totals, Written};
 
 /// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
@@ -358,7 +359,15 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         Some(record) => {
             change.splice.0 = record.splice_for(&change);
             match &inner.shared.memory {
-                Some(memory) => memory.update_now(&key, &change, now)?,
+                Some(memory) => {
+                    let asked = change.persistent.is_some() || touched_by_load;
+                    match memory.update_now(&key, &change, now, asked)? {
+                        Updated::Done(meta) => Some(meta),
+                        // Not persistent, so `renews_cookie` is false: the cookie stands.
+                        Updated::NotPersistent => return Ok(CookieOut::Keep),
+                        Updated::Gone => None,
+                    }
+                }
                 None => store.update(&key, &change, now).await?,
             }
         }

@@ -369,31 +369,47 @@ impl MemoryStore {
         Ok(Written::Done(meta))
     }
 
-    /// [`SessionStore::update`], answered at once.
+    /// [`SessionStore::update`], answered at once. The layer needs the metadata of a
+    /// session that is not persistent only when `asked`: building it is skipped otherwise.
     pub(crate) fn update_now(
         &self,
         key: &StorageKey,
         change: &Change,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
+        asked: bool,
+    ) -> Result<Updated, StoreError> {
         let (before, meta) = {
             let mut shard = self.shard(key);
             let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
-                return Ok(None);
+                return Ok(Updated::Gone);
             };
             let before = change
                 .user
                 .as_ref()
                 .and_then(|_| packed.user().map(str::to_owned));
             packed.apply(change);
-            (before, packed.meta())
+            let wanted = asked || change.user.is_some() || packed.is_persistent();
+            (before, wanted.then(|| packed.meta()))
+        };
+        let Some(meta) = meta else {
+            return Ok(Updated::NotPersistent);
         };
         // The index moves only with the owner.
         if change.user.is_some() {
             self.reindex(key, before.as_deref(), meta.user.as_deref());
         }
-        Ok(Some(meta))
+        Ok(Updated::Done(meta))
     }
+}
+
+/// What [`MemoryStore::update_now`] did.
+pub(crate) enum Updated {
+    /// Nothing: the session is gone (ended or expired).
+    Gone,
+    /// Applied the change to a session that is not persistent; its metadata was not asked for.
+    NotPersistent,
+    /// Applied the change; the session's metadata now.
+    Done(Metadata),
 }
 
 /// Why [`take_changed`] left a record where it was.
@@ -500,7 +516,10 @@ impl SessionStore for MemoryStore {
         change: &Change,
         now: OffsetDateTime,
     ) -> Result<Option<Metadata>, StoreError> {
-        self.update_now(key, change, now)
+        Ok(match self.update_now(key, change, now, true)? {
+            Updated::Done(meta) => Some(meta),
+            Updated::Gone | Updated::NotPersistent => None,
+        })
     }
 
     async fn touch(

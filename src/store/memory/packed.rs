@@ -127,9 +127,14 @@ impl Packed {
             last_seen,
             idle_deadline,
             absolute_deadline,
-            persistent: self.0[FLAGS] & PERSISTENT != 0,
+            persistent: self.is_persistent(),
             user: self.user().map(str::to_owned),
         }
+    }
+
+    /// Whether the session is persistent ("remember me").
+    pub(super) fn is_persistent(&self) -> bool {
+        self.0[FLAGS] & PERSISTENT != 0
     }
 
     pub(super) fn record(&self) -> Record {
