@@ -170,14 +170,12 @@ impl Session {
     /// As [`record`](Self::record), with the store's error as it is.
     pub(crate) async fn loaded_record(&self) -> Result<Option<&Record>, crate::StoreError> {
         let inner = &*self.inner;
-        if let Some(memory) = &inner.shared.memory {
-            // Never waits: set the cell at once unless another task is setting it.
-            if let Some(loaded) = inner.loaded.get() {
-                return Ok(loaded.as_ref());
-            }
-            let key = inner.cookie_key().expect("set when not preloaded");
-            let loaded = memory.load_touching_now(key, inner.now, &inner.shared.rules.touch)?;
-            if inner.loaded.set(loaded).is_ok() {
+        if let Some(loaded) = inner.loaded.get() {
+            return Ok(loaded.as_ref());
+        }
+        if let Some(loaded) = self.load_at_once() {
+            // Set the cell at once unless another task is setting it.
+            if inner.loaded.set(loaded?).is_ok() {
                 return Ok(inner.loaded.get().and_then(Option::as_ref));
             }
         }
@@ -198,6 +196,20 @@ impl Session {
             })
             .await?;
         Ok(loaded.as_ref())
+    }
+
+    /// The load, if it needs no waiting: a client-side cookie with no not-before check to
+    /// make, or a `MemoryStore`.
+    fn load_at_once(&self) -> Option<Result<Option<Record>, crate::StoreError>> {
+        let inner = &*self.inner;
+        #[cfg(feature = "client-side")]
+        if let Some(sealing) = &inner.shared.client_side {
+            return crate::client_side::load_at_once(inner, sealing).map(Ok);
+        }
+        let memory = inner.shared.memory.as_ref()?;
+        let key = inner.cookie_key().expect("set when not preloaded");
+        // The read's touch, if due, happens here, in the same store call.
+        Some(memory.load_touching_now(key, inner.now, &inner.shared.rules.touch))
     }
 
     /// The value under `key`, or `None` if there is none.

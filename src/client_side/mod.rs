@@ -100,7 +100,9 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use self::keyring::{KeyRing, MAX_KEYS, MIN_KEY_LEN};
-pub(crate) use self::request::{check_insert, load, save, save_now, session_for, Incoming};
+pub(crate) use self::request::{
+    check_insert, load, load_at_once, save, save_now, session_for, Incoming,
+};
 pub use self::seal::MAX_COOKIE_BYTES;
 use self::seal::{Mode, Nonce, Sealer};
 use crate::config::ConfigError;

@@ -83,6 +83,14 @@ pub(crate) async fn load(inner: &Inner, sealing: &Sealing) -> Result<Option<Reco
     Ok(Some(record))
 }
 
+/// [`load`], when it needs no waiting: `None` if a not-before check must be made.
+pub(crate) fn load_at_once(inner: &Inner, sealing: &Sealing) -> Option<Option<Record>> {
+    sealing
+        .not_before
+        .is_none()
+        .then(|| open_live(inner, sealing))
+}
+
 /// The part of [`load`] that needs no waiting: opens the cookie and checks its deadlines.
 fn open_live(inner: &Inner, sealing: &Sealing) -> Option<Record> {
     let incoming = inner.sealed.as_ref()?;
