@@ -214,7 +214,11 @@ impl Sink {
             "Met means the median meets the goal; min and max show how far the noise reaches. \
              A floor row measures the same target on the least work a layer with this crate's \
              request flow can do (`benches/src/floor.rs`, not a session implementation): where \
-             not even the floor meets a goal, no implementation of DESIGN.md can."
+             not even the floor meets a goal, no implementation of DESIGN.md can. For the \
+             client-side write unread (B4), the floor is `PrivateCookieJar`'s own read and \
+             write (its B3): a session kept in one cookie must open the cookie to keep its \
+             other keys and deadlines, then reseal it, both through the `cookie` crate, while \
+             the jar's B4 only seals one new value."
                 .into(),
         );
         t
