@@ -125,7 +125,7 @@ pub(crate) fn run(opts: &Options, sink: &mut Sink) -> Table {
         }
         // A one-cookie session that writes unread opens and reseals its cookie, as the jar
         // does for B3 (and not for B4).
-        if let (Case::B4, Some(b3)) = (case, jar.get(&Case::B3)) {
+        if let (Case::B4, Impl::ClientSide, Some(b3)) = (case, ours, jar.get(&Case::B3)) {
             sink.bound(
                 "single-threaded: client-side B4 instructions ÷ PrivateCookieJar's",
                 "< 1.0",
