@@ -340,6 +340,36 @@ impl MemoryStore {
         self.load_now(key, now)
     }
 
+    /// Runs `apply` on the live record under `key` within its shard's lock (so a limit
+    /// check, the change and a touch are one atomic step), then moves the owner index if
+    /// `change` names an owner. `None`, running nothing, if no live record is there.
+    fn apply_live<T>(
+        &self,
+        key: &StorageKey,
+        change: &Change,
+        now: OffsetDateTime,
+        apply: impl FnOnce(&mut Packed) -> T,
+    ) -> Option<T> {
+        let owner = |packed: &Packed| {
+            change
+                .user
+                .as_ref()
+                .and_then(|_| packed.user().map(str::to_owned))
+        };
+        let (before, after, applied) = {
+            let mut shard = self.shard(key);
+            let packed = shard.get_mut(key).filter(|r| r.is_live(now))?;
+            let before = owner(packed);
+            let applied = apply(packed);
+            (before, owner(packed), applied)
+        };
+        // The index moves only with the owner.
+        if change.user.is_some() {
+            self.reindex(key, before.as_deref(), after.as_deref());
+        }
+        Some(applied)
+    }
+
     /// [`SessionStore::write`], answered at once.
     pub(crate) fn write_now(
         &self,
@@ -348,25 +378,16 @@ impl MemoryStore {
         rules: &WriteRules,
         now: OffsetDateTime,
     ) -> Result<Written, StoreError> {
-        // The limit check, the change and the due touch under one shard lock: atomic.
-        let (before, meta) = {
-            let mut shard = self.shard(key);
-            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
-                return Ok(Written::Gone);
-            };
-            let before = change
-                .user
-                .as_ref()
-                .and_then(|_| packed.user().map(str::to_owned));
-            if let Err(after) = packed.write(change, rules, millis::of(now)) {
-                return Ok(Written::TooLarge(after));
-            }
-            (before, packed.meta())
-        };
-        if change.user.is_some() {
-            self.reindex(key, before.as_deref(), meta.user.as_deref());
-        }
-        Ok(Written::Done(meta))
+        let written = self.apply_live(key, change, now, |packed| {
+            packed
+                .write(change, rules, millis::of(now))
+                .map(|()| packed.meta())
+        });
+        Ok(match written {
+            None => Written::Gone,
+            Some(Err(after)) => Written::TooLarge(after),
+            Some(Ok(meta)) => Written::Done(meta),
+        })
     }
 
     /// [`SessionStore::update`], answered at once. The layer needs the metadata of a
@@ -378,27 +399,15 @@ impl MemoryStore {
         now: OffsetDateTime,
         asked: bool,
     ) -> Result<Updated, StoreError> {
-        let (before, meta) = {
-            let mut shard = self.shard(key);
-            let Some(packed) = shard.get_mut(key).filter(|r| r.is_live(now)) else {
-                return Ok(Updated::Gone);
-            };
-            let before = change
-                .user
-                .as_ref()
-                .and_then(|_| packed.user().map(str::to_owned));
+        let updated = self.apply_live(key, change, now, |packed| {
             packed.apply(change);
-            let wanted = asked || change.user.is_some() || packed.is_persistent();
-            (before, wanted.then(|| packed.meta()))
-        };
-        let Some(meta) = meta else {
-            return Ok(Updated::NotPersistent);
-        };
-        // The index moves only with the owner.
-        if change.user.is_some() {
-            self.reindex(key, before.as_deref(), meta.user.as_deref());
-        }
-        Ok(Updated::Done(meta))
+            (asked || packed.is_persistent()).then(|| packed.meta())
+        });
+        Ok(match updated {
+            None => Updated::Gone,
+            Some(None) => Updated::NotPersistent,
+            Some(Some(meta)) => Updated::Done(meta),
+        })
     }
 }
 
