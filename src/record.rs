@@ -215,10 +215,7 @@ impl Record {
         let Data::Json { text, .. } = &self.data else {
             return None;
         };
-        match &change.set[..] {
-            [(key, _)] if !change.clear && change.remove.is_empty() => text.splice(key),
-            _ => None,
-        }
+        text.splice(change.single_set()?.0)
     }
 
     /// What the data adds up to, as the limits count it.
@@ -330,6 +327,14 @@ impl Change {
             && self.touch.is_none()
             && self.persistent.is_none()
             && self.user.is_none()
+    }
+
+    /// The one key and value the change sets, if that is all it does to the data.
+    pub(crate) fn single_set(&self) -> Option<(&str, &Value)> {
+        match &self.set[..] {
+            [(key, value)] if !self.clear && self.remove.is_empty() => Some((key, value)),
+            _ => None,
+        }
     }
 
     /// Whether the change alters the session's data (not only its metadata).

@@ -527,7 +527,8 @@ impl SessionStore for MemoryStore {
     ) -> Result<Option<Metadata>, StoreError> {
         Ok(match self.update_now(key, change, now, true)? {
             Updated::Done(meta) => Some(meta),
-            Updated::Gone | Updated::NotPersistent => None,
+            Updated::Gone => None,
+            Updated::NotPersistent => unreachable!("the metadata was asked for"),
         })
     }
 

@@ -217,12 +217,11 @@ impl Packed {
             out.push(persistent | (u8::from(user.is_some()) * HAS_USER));
             write_user(user, out);
             if change.touches_data() {
-                let spliced = match (&change.splice.0, &change.set[..]) {
-                    (Some(splice), [(_, value)]) if !change.clear && change.remove.is_empty() => {
-                        splice.write(&self.0, data_start, value, out)
-                    }
-                    _ => None,
-                };
+                // The hint was taken for this change; it applies only to this allocation.
+                let spliced =
+                    change.splice.0.as_ref().zip(change.single_set()).and_then(
+                        |(splice, (_, value))| splice.write(&self.0, data_start, value, out),
+                    );
                 totals = match spliced {
                     Some(counted) => count.then_some(counted),
                     None => merge(&self.0[data_start..], change, count, out),
