@@ -78,11 +78,6 @@ pub(crate) mod millis {
         }
         Some(out)
     }
-
-    /// The time `ms` milliseconds after the epoch, if `time` can represent it.
-    pub(crate) fn from(ms: i64) -> Option<OffsetDateTime> {
-        from_each([ms]).map(|[t]| t)
-    }
 }
 
 #[cfg(test)]
@@ -116,7 +111,7 @@ mod tests {
                 assert_eq!(together, None, "{ms:?}");
             }
             for (one, t) in ms.into_iter().zip(expected) {
-                assert_eq!(millis::from(one), t, "{one}");
+                assert_eq!(millis::from_each([one]).map(|[t]| t), t, "{one}");
                 assert!(t.is_none_or(|t| millis::of(t) == one), "{one} round trip");
             }
         }

@@ -48,9 +48,6 @@ pub struct SessionLayer {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn SessionStore>,
-    /// The same store when it is a [`MemoryStore`](crate::MemoryStore), whose calls the
-    /// request flow makes directly: no boxed future per call.
-    pub(crate) memory: Option<crate::MemoryStore>,
     pub(crate) cookie: CookieConfig,
     /// The session cookie's `Set-Cookie` attributes, rendered once.
     pub(crate) set_cookie: crate::set_cookie::SetCookie,
@@ -103,9 +100,6 @@ impl SessionLayer {
     /// ```
     pub fn builder(store: impl SessionStore) -> SessionLayerBuilder {
         SessionLayerBuilder {
-            memory: (&store as &dyn std::any::Any)
-                .downcast_ref::<crate::MemoryStore>()
-                .cloned(),
             backend: Arc::new(store),
             cookie: CookieConfig::default(),
             expiry: ExpiryConfig::default(),
@@ -131,7 +125,6 @@ impl<S> Layer<S> for SessionLayer {
 #[must_use]
 pub struct SessionLayerBuilder {
     backend: Arc<dyn SessionStore>,
-    memory: Option<crate::MemoryStore>,
     cookie: CookieConfig,
     expiry: ExpiryConfig,
     limits: Limits,
@@ -270,7 +263,6 @@ impl SessionLayerBuilder {
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 backend: self.backend,
-                memory: self.memory,
                 set_cookie: crate::set_cookie::SetCookie::new(&self.cookie),
                 cookie: self.cookie,
                 expiry: self.expiry,

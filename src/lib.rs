@@ -25,7 +25,7 @@
 //!    ID wins; values are never merged. At most 256 cookie pairs are read. A missing or
 //!    malformed cookie makes an anonymous request: no store call, no error.
 //! 2. The handler's first read loads the record, once, moving its idle deadline in the same
-//!    store call when that is due ([`SessionStore::load_touching`]). Writes are collected
+//!    store call when that is due ([`SessionStore::load`]). Writes are collected
 //!    per key; a write reads nothing.
 //! 3. After the handler, the layer runs at most one store operation (create, update, a write
 //!    that no read preceded, rotate or delete) and only then writes `Set-Cookie`. A session nobody wrote to is

@@ -20,73 +20,16 @@
 //! assert_eq!(record.data()["cart"], serde_json::json!(["apple"]));
 //! ```
 
-pub(crate) mod json;
-
-use std::sync::OnceLock;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use self::json::JsonText;
-use crate::store::Totals;
-
 /// A session's data and metadata, as a store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    data: Data,
+    data: Map<String, Value>,
     /// Times, flags and owner of the session.
     pub meta: Metadata,
-}
-
-/// A record's data: a map, or the JSON text a store kept (`MemoryStore` shares its packed
-/// record), which most requests read one key of and never need as a map (it is built on
-/// first use of [`Record::data`]).
-#[derive(Clone)]
-enum Data {
-    Map(Map<String, Value>),
-    Json {
-        text: JsonText,
-        map: OnceLock<Map<String, Value>>,
-    },
-}
-
-impl Data {
-    fn map(&self) -> &Map<String, Value> {
-        match self {
-            Self::Map(map) => map,
-            Self::Json { text, map } => map.get_or_init(|| parse(text)),
-        }
-    }
-}
-
-fn parse(text: &JsonText) -> Map<String, Value> {
-    serde_json::from_slice(text.as_bytes()).expect("this crate wrote the JSON object")
-}
-
-impl std::fmt::Debug for Data {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.map().fmt(f)
-    }
-}
-
-impl PartialEq for Data {
-    fn eq(&self, other: &Self) -> bool {
-        self.map() == other.map()
-    }
-}
-
-impl Serialize for Data {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.map().serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Data {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Map::deserialize(deserializer).map(Self::Map)
-    }
 }
 
 /// Everything about a session except its data.
@@ -137,7 +80,7 @@ impl Record {
         absolute_deadline: OffsetDateTime,
     ) -> Self {
         Self {
-            data: Data::Map(Map::new()),
+            data: Map::new(),
             meta: Metadata {
                 created: now,
                 last_seen: now,
@@ -152,119 +95,30 @@ impl Record {
     /// Builds a record from parts a store kept apart (for example, columns of a table).
     #[must_use]
     pub fn from_parts(data: Map<String, Value>, meta: Metadata) -> Self {
-        Self {
-            data: Data::Map(data),
-            meta,
-        }
-    }
-
-    /// A record whose data is the compact JSON object `text` this crate wrote, read without
-    /// building the map until something asks for it.
-    pub(crate) fn from_json(text: JsonText, meta: Metadata) -> Self {
-        Self {
-            data: Data::Json {
-                text,
-                map: OnceLock::new(),
-            },
-            meta,
-        }
+        Self { data, meta }
     }
 
     /// The session's data: keys to JSON values.
     #[must_use]
     pub fn data(&self) -> &Map<String, Value> {
-        self.data.map()
+        &self.data
     }
 
     /// Mutable access to the data.
     pub fn data_mut(&mut self) -> &mut Map<String, Value> {
-        if let Data::Json { text, map } = &mut self.data {
-            let map = map.take().unwrap_or_else(|| parse(text));
-            self.data = Data::Map(map);
-        }
-        match &mut self.data {
-            Data::Map(map) => map,
-            Data::Json { .. } => unreachable!("made a map above"),
-        }
+        &mut self.data
+    }
+
+    /// The data and the metadata, apart.
+    #[must_use]
+    pub fn into_parts(self) -> (Map<String, Value>, Metadata) {
+        (self.data, self.meta)
     }
 
     /// Whether the record is alive at `now`.
     #[must_use]
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         self.meta.is_live(now)
-    }
-
-    /// The value under `key` as a `T`, read from the JSON text where the record still holds
-    /// it as text.
-    pub(crate) fn value<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Option<Result<T, serde_json::Error>> {
-        match &self.data {
-            Data::Json { text, map } if map.get().is_none() => {
-                text.get(key).map(serde_json::from_slice)
-            }
-            data => data.map().get(key).map(T::deserialize),
-        }
-    }
-
-    /// How a store that still holds the text this record was read from can write `change`
-    /// by replacing one value: when the change sets one key, removes none, and that key was
-    /// the last one read.
-    pub(crate) fn splice_for(&self, change: &Change) -> Option<json::Splice> {
-        let Data::Json { text, .. } = &self.data else {
-            return None;
-        };
-        text.splice(change.single_set()?.0)
-    }
-
-    /// What the data adds up to, as the limits count it.
-    pub(crate) fn totals(&self) -> Totals {
-        match &self.data {
-            Data::Json { text, map } if map.get().is_none() => text.totals(),
-            data => Totals::of(data.map()),
-        }
-    }
-
-    /// Writes the data, with `change`'s data applied if given, as a compact JSON object,
-    /// without building the changed map: the entries the change leaves alone, then the ones
-    /// it sets. (Client-side records hold a map: the cookie's payload is parsed once when it
-    /// opens, as a save reads every entry anyway.)
-    #[cfg(feature = "client-side")]
-    pub(crate) fn write_data(&self, change: Option<&Change>, out: &mut Vec<u8>) {
-        let changed = Changed {
-            data: self.data(),
-            change,
-        };
-        serde_json::to_writer(out, &changed).expect("a JSON map of JSON values always serializes");
-    }
-}
-
-/// A map with a change applied, as it serializes.
-#[cfg(feature = "client-side")]
-struct Changed<'a> {
-    data: &'a Map<String, Value>,
-    change: Option<&'a Change>,
-}
-
-#[cfg(feature = "client-side")]
-impl Serialize for Changed<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let change = self.change;
-        let mut map = serializer.serialize_map(None)?;
-        if !change.is_some_and(|c| c.clear) {
-            // `set` and `remove` never share a key, so `lookup` names every key they touch.
-            for (key, value) in self.data {
-                if change.is_none_or(|c| c.lookup(key).is_none()) {
-                    map.serialize_entry(key, value)?;
-                }
-            }
-        }
-        for (key, value) in change.map_or(&[][..], |c| &c.set[..]) {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
     }
 }
 
@@ -288,24 +142,6 @@ pub struct Change {
     pub persistent: Option<bool>,
     /// A new owner: `Some(None)` removes the user.
     pub user: Option<Option<String>>,
-    /// Where the one key this change sets sits in the stored text the request read.
-    pub(crate) splice: SpliceHint,
-}
-
-/// A hint for the store, not part of what a change says: it takes no part in equality.
-#[derive(Clone, Default)]
-pub(crate) struct SpliceHint(pub(crate) Option<json::Splice>);
-
-impl PartialEq for SpliceHint {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for SpliceHint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
-    }
 }
 
 /// A move of the idle deadline caused by activity.
@@ -315,6 +151,14 @@ pub struct Touch {
     pub seen: OffsetDateTime,
     /// The new idle deadline (a store caps it at the absolute deadline).
     pub idle_deadline: OffsetDateTime,
+}
+
+impl Touch {
+    /// Moves `meta`'s `last_seen` and idle deadline, capping the deadline at the absolute one.
+    pub fn apply_to(&self, meta: &mut Metadata) {
+        meta.last_seen = self.seen;
+        meta.idle_deadline = self.idle_deadline.min(meta.absolute_deadline);
+    }
 }
 
 impl Change {
@@ -327,14 +171,6 @@ impl Change {
             && self.touch.is_none()
             && self.persistent.is_none()
             && self.user.is_none()
-    }
-
-    /// The one key and value the change sets, if that is all it does to the data.
-    pub(crate) fn single_set(&self) -> Option<(&str, &Value)> {
-        match &self.set[..] {
-            [(key, value)] if !self.clear && self.remove.is_empty() => Some((key, value)),
-            _ => None,
-        }
     }
 
     /// Whether the change alters the session's data (not only its metadata).
@@ -406,8 +242,7 @@ impl Change {
     /// Applies only the metadata part of the change.
     pub fn apply_meta(&self, meta: &mut Metadata) {
         if let Some(touch) = self.touch {
-            meta.last_seen = touch.seen;
-            meta.idle_deadline = touch.idle_deadline.min(meta.absolute_deadline);
+            touch.apply_to(meta);
         }
         if let Some(persistent) = self.persistent {
             meta.persistent = persistent;
@@ -427,80 +262,6 @@ mod tests {
     fn record() -> Record {
         let now = OffsetDateTime::UNIX_EPOCH;
         Record::new(now, now + Duration::hours(1), now + Duration::hours(2))
-    }
-
-    #[test]
-    #[cfg(feature = "client-side")]
-    fn data_written_with_a_change_is_the_changed_map() {
-        let mut data = Map::new();
-        for (k, v) in [("keep", json!(1)), ("drop", json!(2)), ("swap", json!(3))] {
-            data.insert(k.into(), v);
-        }
-        let mut changes = vec![Change::default()];
-        let mut c = Change::default();
-        c.set("swap", json!("new"));
-        c.remove("drop");
-        c.set("add", json!([1, 2]));
-        changes.push(c);
-        let mut c = Change::default();
-        c.clear();
-        c.set("only", json!(null));
-        changes.push(c);
-        let mut c = Change::default();
-        c.remove("nothing-there");
-        c.persistent = Some(true);
-        changes.push(c);
-        let as_map = Record::from_parts(data.clone(), record().meta);
-        let text = JsonText::new(serde_json::to_vec(&data).unwrap().into(), 0);
-        let as_text = Record::from_json(text, record().meta);
-        for change in changes {
-            let mut applied = data.clone();
-            change.apply_data(&mut applied);
-            for stored in [&as_map, &as_text] {
-                let mut text = Vec::new();
-                stored.write_data(Some(&change), &mut text);
-                let text = String::from_utf8(text).unwrap();
-                let parsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
-                assert_eq!(parsed, applied, "{change:?}");
-                assert_eq!(text.len(), serde_json::to_string(&applied).unwrap().len());
-            }
-        }
-    }
-
-    #[test]
-    fn a_record_read_from_its_json_text_answers_as_its_map_does() {
-        let mut data = Map::new();
-        for (k, v) in [
-            ("n", json!(7)),
-            ("es\"ca\\ped\n é", json!({"nested": [1, 2.5, "x"]})),
-            ("f", json!(1.234_567_890_123_454_7e31)),
-            ("s", json!("\u{1} quoted \" text")),
-            ("none", json!(null)),
-        ] {
-            data.insert(k.into(), v);
-        }
-        let as_map = Record::from_parts(data.clone(), record().meta);
-        let text = JsonText::new(serde_json::to_vec(&data).unwrap().into(), 0);
-        let as_text = Record::from_json(text, record().meta);
-        assert_eq!(as_text.totals(), Totals::of(&data));
-        for key in data.keys().map(String::as_str).chain(["missing", "es"]) {
-            let read: Option<Value> = as_text.value(key).transpose().unwrap();
-            assert_eq!(read.as_ref(), data.get(key), "{key:?}");
-            let typed = as_text.value::<u64>(key).map(|r| r.ok());
-            assert_eq!(typed, as_map.value::<u64>(key).map(|r| r.ok()), "{key:?}");
-        }
-        // Counted once by a read, the totals stay right.
-        assert_eq!(as_text.totals(), Totals::of(&data));
-        assert_eq!(as_text, as_map);
-        let mut changed = as_text.clone();
-        changed.data_mut().insert("added".into(), json!(true));
-        assert_eq!(changed.data().len(), data.len() + 1);
-        assert_eq!(changed.totals(), Totals::of(changed.data()));
-        assert_eq!(
-            as_text.data(),
-            &data,
-            "a clone's change left the original alone"
-        );
     }
 
     #[test]

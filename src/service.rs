@@ -16,8 +16,7 @@ use crate::id::SessionId;
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record, Touch};
 use crate::session::Session;
-use crate::store::memory::Updated;
-use crate::store::{Rotated, StoreError, StoreErrorKind, Totals, Written};
+use crate::store::{Applied, Rotated, StoreError, StoreErrorKind, Totals};
 
 /// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
 /// broken random source rather than of bad luck).
@@ -93,21 +92,6 @@ where
         }
         if let Some(out) = decide_without_store(&session) {
             write_cookie(&session, &mut response, Ok(out));
-            return Poll::Ready(Ok(response));
-        }
-        if session.inner().shared.backend.never_waits() {
-            // The save finishes at its first poll, so it runs here, without a box.
-            let finished = {
-                let saving = std::pin::pin!(finish(&session, &mut response));
-                saving.poll(cx).is_ready()
-            };
-            if !finished {
-                tracing::error!(
-                    target: "session_layer",
-                    "the session store says it never waits, but a call of its did not finish at once; the save was abandoned and the response is replaced by an error"
-                );
-                response = save_failed(&session.inner().shared);
-            }
             return Poll::Ready(Ok(response));
         }
         let mut finishing: Finishing<B> = Box::pin(async move {
@@ -287,7 +271,9 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         )
     };
     let store = &inner.shared.backend;
-    let now = inner.now;
+    // The save is judged by the clock now, not when the request began: a session that
+    // expired while a long request ran stays expired.
+    let now = to_millis(inner.shared.clock.now());
 
     if destroyed {
         if let Some(key) = inner.cookie_key() {
@@ -306,46 +292,25 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
     }
     let loaded = loaded.and_then(Option::as_ref);
     let rules = &inner.shared.rules;
-    if let Some(record) = loaded.filter(|_| rotate) {
-        // Only reachable through a rotation: `insert` checks loaded sessions itself.
-        if let Some(after) = rules.limits.refuse(record.data(), &change) {
-            return Err(too_large(after));
-        }
-    }
 
     // Persistence changes the idle timeout, so the deadline moves with it. Any other due
-    // touch was made by the load (`load_touching`) or is made by the store (`write`).
+    // touch was made by the load, or is made by the store with the change.
     if let Some(persistent) = change.persistent {
         change.touch = Some(Touch {
             seen: now,
             idle_deadline: now + inner.shared.expiry.idle_for(persistent),
         });
     }
-    let touched_by_load = loaded.is_some_and(|r| renews_cookie(&r.meta, now));
+    let touched_by_load = loaded.is_some_and(|r| renews_cookie(&r.meta, inner.now));
     let key = *inner.cookie_key().expect("the cookie named an ID");
 
     if rotate {
-        // The writes of a request that did not read are checked against the limits by the
-        // store, on the record the rotation takes (a loaded session was checked above).
-        let unread_writes = loaded.is_none() && change.touches_data();
         for _ in 0..CREATE_ATTEMPTS {
             let new_id = SessionId::generate();
             let new_key = new_id.storage_key();
-            let rotated = if unread_writes {
-                store
-                    .rotate_within(&key, &new_key, &change, &rules.limits, now)
-                    .await?
-            } else {
-                store.rotate(&key, &new_key, &change, now).await?
-            };
-            match rotated {
+            match store.rotate(&key, &new_key, &change, rules, now).await? {
                 Rotated::TooLarge(totals) => return Err(too_large(totals)),
-                Rotated::Done(mut meta) => {
-                    if loaded.is_none() && change.touch.is_none() {
-                        follow_up_touch(session, &new_key, &mut meta).await?;
-                    }
-                    return Ok(CookieOut::Set(new_id, meta));
-                }
+                Rotated::Done(meta) => return Ok(CookieOut::Set(new_id, meta)),
                 Rotated::Gone => return create_or_clear(session, &change).await,
                 Rotated::Collision => continue,
                 #[allow(unreachable_patterns)]
@@ -355,46 +320,17 @@ async fn save(session: &Session) -> Result<CookieOut, StoreError> {
         return Err(collision_error());
     }
 
-    let meta = match loaded {
-        Some(record) => {
-            change.splice.0 = record.splice_for(&change);
-            match &inner.shared.memory {
-                Some(memory) => {
-                    let asked = change.persistent.is_some() || touched_by_load;
-                    match memory.update_now(&key, &change, now, asked)? {
-                        Updated::Done(meta) => Some(meta),
-                        // Not persistent, so `renews_cookie` is false: the cookie stands.
-                        Updated::NotPersistent => return Ok(CookieOut::Keep),
-                        Updated::Gone => None,
-                    }
-                }
-                None => store.update(&key, &change, now).await?,
-            }
-        }
-        // A write without a read: one call checks the limits, applies the change and
-        // makes the touch if it is due.
-        None => {
-            let written = match &inner.shared.memory {
-                Some(memory) => memory.write_now(&key, &change, rules, now)?,
-                None => store.write(&key, &change, rules, now).await?,
-            };
-            match written {
-                Written::Done(meta) => Some(meta),
-                Written::TooLarge(totals) => return Err(too_large(totals)),
-                _ => None,
-            }
-        }
-    };
-    match meta {
-        Some(meta)
+    match store.apply(&key, &change, rules, now).await? {
+        Applied::Done(meta)
             if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
         {
             Ok(CookieOut::Set(id.clone(), meta))
         }
-        Some(_) => Ok(CookieOut::Keep),
+        Applied::Done(_) => Ok(CookieOut::Keep),
+        Applied::TooLarge(totals) => Err(too_large(totals)),
         // The session ended while this request ran (logout elsewhere, expiry): its writes go
         // to a new session, never back into the old one.
-        None => create_or_clear(session, &change).await,
+        _ => create_or_clear(session, &change).await,
     }
 }
 
@@ -415,29 +351,6 @@ fn too_large(totals: Totals) -> StoreError {
             totals.keys, totals.bytes
         ),
     )
-}
-
-/// After a blind rotation, moves the idle deadline if the returned metadata shows it is due:
-/// a second store call, at most once per touch step.
-async fn follow_up_touch(
-    session: &Session,
-    key: &crate::id::StorageKey,
-    meta: &mut Metadata,
-) -> Result<(), StoreError> {
-    let inner = session.inner();
-    let Some(touch) = inner.shared.rules.touch.due(meta, inner.now) else {
-        return Ok(());
-    };
-    if inner
-        .shared
-        .backend
-        .touch(key, touch.seen, touch.idle_deadline)
-        .await?
-    {
-        meta.last_seen = touch.seen;
-        meta.idle_deadline = touch.idle_deadline;
-    }
-    Ok(())
 }
 
 /// The record a new session holding `change` starts with, or `None` when the request wrote

@@ -13,7 +13,7 @@ use crate::error::SessionError;
 use crate::id::{SessionHandle, SessionId, StorageKey};
 use crate::layer::Shared;
 use crate::record::{Change, Metadata, Record};
-use crate::store::{entry_bytes, SessionInfo, Totals};
+use crate::store::{SessionInfo, Totals};
 
 /// The session of one request: typed values by key, plus ID rotation, logout, "remember me"
 /// and the owner used for per-user listing and revocation.
@@ -71,9 +71,9 @@ pub(crate) struct State {
     /// A new ID is to replace the current one.
     pub(crate) rotate: bool,
     pub(crate) change: Change,
-    /// Size of the values this request set, as [`entry_bytes`] counts them (a key set twice
-    /// counts twice: this only needs to be an upper bound of what they add).
-    pub(crate) pending_bytes: usize,
+    /// What the data adds up to with `change` applied, as far as this request knows it, and
+    /// whether that counts what was read: kept so that many writes count in linear time.
+    known: Option<(bool, Totals)>,
 }
 
 impl Inner {
@@ -188,28 +188,21 @@ impl Session {
                 }
                 let key = inner.cookie_key().expect("set when not preloaded");
                 // The read's touch, if due, happens here, in the same store call.
-                inner
-                    .shared
-                    .backend
-                    .load_touching(key, inner.now, &inner.shared.rules.touch)
-                    .await
+                let touch = Some(&inner.shared.rules.touch);
+                inner.shared.backend.load(key, touch, inner.now).await
             })
             .await?;
         Ok(loaded.as_ref())
     }
 
     /// The load, if it needs no waiting: a client-side cookie with no not-before check to
-    /// make, or a `MemoryStore`.
+    /// make.
     fn load_at_once(&self) -> Option<Result<Option<Record>, crate::StoreError>> {
-        let inner = &*self.inner;
         #[cfg(feature = "client-side")]
-        if let Some(sealing) = &inner.shared.client_side {
-            return crate::client_side::load_at_once(inner, sealing).map(Ok);
+        if let Some(sealing) = &self.inner.shared.client_side {
+            return crate::client_side::load_at_once(&self.inner, sealing).map(Ok);
         }
-        let memory = inner.shared.memory.as_ref()?;
-        let key = inner.cookie_key().expect("set when not preloaded");
-        // The read's touch, if due, happens here, in the same store call.
-        Some(memory.load_touching_now(key, inner.now, &inner.shared.rules.touch))
+        None
     }
 
     /// The value under `key`, or `None` if there is none.
@@ -243,9 +236,9 @@ impl Session {
             return pending.map(|v| decode(key, v)).transpose();
         }
         record
-            .and_then(|r| r.value(key))
+            .and_then(|r| r.data().get(key))
+            .map(|v| decode(key, v))
             .transpose()
-            .map_err(|e| SessionError::serde(key, e))
     }
 
     /// Sets `key` to `value`. The layer saves the write after the handler returns, as a
@@ -279,37 +272,38 @@ impl Session {
         let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
         #[cfg(feature = "client-side")]
         crate::client_side::check_insert(self, key, &value).await?;
-        let limits = self.inner.shared.rules.limits;
-        let size = entry_bytes(key, &value);
+        let limits = &self.inner.shared.rules.limits;
         let mut state = self.state();
         state.accessed = true;
-        // After a destroy or a clear, what was stored no longer counts; if it was not read,
-        // the store counts it when it saves.
-        let stored = if state.destroyed || state.change.clear {
-            Totals::default()
-        } else {
-            self.inner
-                .loaded
-                .get()
-                .and_then(Option::as_ref)
-                .map_or_else(Totals::default, Record::totals)
+        // What is known of the data: what was read, unless a destroy or a clear dropped it
+        // (what was not read, the store counts when it saves), with this request's writes.
+        let empty = serde_json::Map::new();
+        let (read, stored) = match self.inner.loaded.get() {
+            Some(Some(record)) if !state.destroyed && !state.change.clear => (true, record.data()),
+            _ => (false, &empty),
         };
-        let keys = stored.keys + state.change.set.len() + 1;
-        let bytes = stored.bytes + state.pending_bytes + size;
-        if bytes > limits.max_bytes {
+        let before = match state.known {
+            Some((on_read, totals)) if on_read == read => totals,
+            _ => Totals::after(stored, &state.change),
+        };
+        let old = match state.change.lookup(key) {
+            Some(pending) => pending,
+            None => stored.get(key),
+        };
+        let after = before.with_set(key, old, &value);
+        if !limits.allow(before, after) {
             return Err(SessionError::TooLarge {
-                detail: format!(
-                    "at least {bytes} bytes of data, over the limit of {}",
-                    limits.max_bytes
-                ),
+                detail: if after.keys > limits.max_keys {
+                    format!("{} keys, over the limit of {}", after.keys, limits.max_keys)
+                } else {
+                    format!(
+                        "at least {} bytes of data, over the limit of {}",
+                        after.bytes, limits.max_bytes
+                    )
+                },
             });
         }
-        if keys > limits.max_keys {
-            return Err(SessionError::TooLarge {
-                detail: format!("{keys} keys, over the limit of {}", limits.max_keys),
-            });
-        }
-        state.pending_bytes += size;
+        state.known = Some((read, after));
         state.change.set(key, value);
         Ok(())
     }
@@ -327,6 +321,7 @@ impl Session {
         let mut state = self.state();
         state.accessed = true;
         state.change.remove(key);
+        state.known = None;
     }
 
     /// Removes `key` and returns the value it held.
@@ -363,7 +358,7 @@ impl Session {
         let mut state = self.state();
         state.accessed = true;
         state.change.clear();
-        state.pending_bytes = 0;
+        state.known = None;
     }
 
     /// Gives the session a new ID at the end of the request, carrying its data over; the old
@@ -401,7 +396,7 @@ impl Session {
         state.rotate = false;
         state.change = Change::default();
         state.change.clear();
-        state.pending_bytes = 0;
+        state.known = None;
     }
 
     /// Makes the session persistent ("remember me": the cookie outlives the browser session
@@ -521,19 +516,16 @@ impl Session {
     ///
     /// [`SessionError::Store`] if the store failed.
     pub async fn revoke(&self, handle: SessionHandle) -> Result<bool, SessionError> {
-        let owned = self
-            .user_sessions()
-            .await?
-            .into_iter()
-            .any(|info| info.handle == handle);
-        if owned {
-            self.inner
-                .shared
-                .backend
-                .delete(&handle.storage_key())
-                .await?;
-        }
-        Ok(owned)
+        let Some(user) = self.user().await? else {
+            return Ok(false);
+        };
+        let key = handle.storage_key();
+        Ok(self
+            .inner
+            .shared
+            .backend
+            .delete_owned(&key, &user, self.inner.now)
+            .await?)
     }
 
     /// Ends every other session of this session's user ("sign out everywhere else", or after

@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use common::{body, new_value, ok, set_cookies, Counts, TestApp};
 use serde_json::json;
 use session_layer::clock::Clock as _;
 use session_layer::id::{SessionId, StorageKey};
-use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Limits, Rotated, SessionInfo, TouchRule, WriteRules, Written};
-use session_layer::{MemoryStore, SessionLayer, SessionStore, StoreError};
+use session_layer::record::{Change, Record};
+use session_layer::store::{Applied, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules};
+use session_layer::{MemoryStore, SessionLayer, SessionStore};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -207,92 +206,71 @@ impl Taken {
     }
 }
 
-#[async_trait]
 impl SessionStore for Taken {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.plant(key).await;
-        self.inner.create(key, record).await
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            self.plant(key).await;
+            self.inner.create(key, record).await
+        })
     }
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        self.inner.load(key, now).await
+    ) -> StoreFuture<'a, Option<Record>> {
+        self.inner.load(key, touch, now)
     }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        self.inner.update(key, change, now).await
+    ) -> StoreFuture<'a, Applied> {
+        self.inner.apply(key, change, rules, now)
     }
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.touch(key, seen, idle).await
-    }
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.plant(new).await;
-        self.inner.rotate(old, new, change, now).await
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::boxed(async move {
+            self.plant(new).await;
+            self.inner.rotate(old, new, change, rules, now).await
+        })
     }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.inner.delete(key).await
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        self.inner.delete(key)
     }
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.inner.list_by_user(user, now).await
+    ) -> StoreFuture<'a, bool> {
+        self.inner.delete_owned(key, user, now)
     }
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.inner.delete_by_user(user, except, now).await
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        self.inner.list_by_user(user, now)
     }
-    async fn load_touching(
-        &self,
-        key: &StorageKey,
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
         now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        self.inner.load_touching(key, now, rule).await
+    ) -> StoreFuture<'a, u64> {
+        self.inner.delete_by_user(user, except, now)
     }
-    async fn write(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        rules: &WriteRules,
-        now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        self.inner.write(key, change, rules, now).await
-    }
-    async fn rotate_within(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: &Limits,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.plant(new).await;
-        self.inner
-            .rotate_within(old, new, change, limits, now)
-            .await
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        self.inner.delete_expired(now, batch)
     }
 }
 
@@ -318,7 +296,7 @@ async fn send(
 async fn owner(store: &Taken, key: &StorageKey) -> Option<serde_json::Value> {
     let record = store
         .inner
-        .load(key, OffsetDateTime::now_utc())
+        .load(key, None, OffsetDateTime::now_utc())
         .await
         .unwrap()?;
     record.data().get("owner").cloned()
@@ -404,7 +382,7 @@ async fn a_million_keys_or_a_huge_value_in_one_request_is_a_size_error_in_bounde
         let stored = app
             .store
             .inner
-            .load(&key, app.clock.now())
+            .load(&key, None, app.clock.now())
             .await
             .unwrap()
             .unwrap();
@@ -446,7 +424,7 @@ async fn many_small_writes_cannot_grow_a_session_past_its_limits() {
     let stored = app
         .store
         .inner
-        .load(&key, app.clock.now())
+        .load(&key, None, app.clock.now())
         .await
         .unwrap()
         .expect("the session lives");
@@ -469,7 +447,7 @@ async fn many_small_writes_cannot_grow_a_session_past_its_limits() {
     let stored = app
         .store
         .inner
-        .load(&key, app.clock.now())
+        .load(&key, None, app.clock.now())
         .await
         .unwrap()
         .unwrap();

@@ -37,7 +37,7 @@ async fn at_capacity_new_sessions_are_refused_and_live_ones_kept() {
     assert!(err.to_string().contains("with_capacity"), "{err}");
     for k in &keys {
         assert!(
-            store.load(k, now).await.unwrap().is_some(),
+            store.load(k, None, now).await.unwrap().is_some(),
             "a live session was evicted"
         );
     }

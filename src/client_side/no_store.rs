@@ -1,11 +1,13 @@
 //! The store a client-side layer holds in place of one: it has nothing, and says so.
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::id::StorageKey;
-use crate::record::{Change, Metadata, Record};
-use crate::store::{Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind};
+use crate::record::{Change, Record};
+use crate::store::{
+    Applied, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, StoreFuture,
+    TouchRule, WriteRules,
+};
 
 /// Answers every operation with an error that names the limitation. In client-side mode
 /// the layer never loads or saves through it; only the per-user calls
@@ -24,62 +26,72 @@ fn unsupported() -> StoreError {
     )
 }
 
-#[async_trait]
 impl SessionStore for NoStore {
-    async fn create(&self, _: &StorageKey, _: &Record) -> Result<bool, StoreError> {
-        Err(unsupported())
+    fn create<'a>(&'a self, _: &'a StorageKey, _: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn load(&self, _: &StorageKey, _: OffsetDateTime) -> Result<Option<Record>, StoreError> {
-        Err(unsupported())
-    }
-
-    async fn update(
-        &self,
-        _: &StorageKey,
-        _: &Change,
+    fn load<'a>(
+        &'a self,
+        _: &'a StorageKey,
+        _: Option<&'a TouchRule>,
         _: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        Err(unsupported())
+    ) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn touch(
-        &self,
-        _: &StorageKey,
+    fn apply<'a>(
+        &'a self,
+        _: &'a StorageKey,
+        _: &'a Change,
+        _: &'a WriteRules,
         _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        Err(unsupported())
+    ) -> StoreFuture<'a, Applied> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn rotate(
-        &self,
-        _: &StorageKey,
-        _: &StorageKey,
-        _: &Change,
+    fn rotate<'a>(
+        &'a self,
+        _: &'a StorageKey,
+        _: &'a StorageKey,
+        _: &'a Change,
+        _: &'a WriteRules,
         _: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        Err(unsupported())
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn delete(&self, _: &StorageKey) -> Result<(), StoreError> {
-        Err(unsupported())
+    fn delete<'a>(&'a self, _: &'a StorageKey) -> StoreFuture<'a, ()> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn list_by_user(
-        &self,
-        _: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        _: &'a StorageKey,
+        _: &'a str,
         _: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        Err(unsupported())
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(Err(unsupported()))
     }
 
-    async fn delete_by_user(
-        &self,
-        _: &str,
-        _: Option<&StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        _: &'a str,
         _: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        Err(unsupported())
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::ready(Err(unsupported()))
+    }
+
+    fn delete_by_user<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a StorageKey>,
+        _: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::ready(Err(unsupported()))
+    }
+
+    fn delete_expired(&self, _: OffsetDateTime, _: usize) -> StoreFuture<'_, u64> {
+        StoreFuture::ready(Err(unsupported()))
     }
 }

@@ -277,7 +277,7 @@ pub(crate) fn save_now(
         session,
         sealing,
         &meta,
-        |out| record.write_data(Some(&change), out),
+        |out| super::seal::write_data(record, Some(&change), out),
         &nonce,
     ))
 }
@@ -303,7 +303,7 @@ fn fresh_or_clear(
             session,
             sealing,
             &record.meta,
-            |out| record.write_data(None, out),
+            |out| super::seal::write_data(&record, None, out),
             &Nonce::generate(),
         ),
         None => Ok(nothing_kept(session)),

@@ -28,7 +28,7 @@ use cookie::{Cookie, CookieJar, Key};
 use serde_json::{Map, Value};
 
 use crate::clock::millis;
-use crate::record::{Metadata, Record};
+use crate::record::{Change, Metadata, Record};
 
 /// The format of the sealed payload this crate writes.
 const FORMAT_TEXT: &str = "3";
@@ -152,7 +152,7 @@ impl Nonce {
 
 /// Writes the payload of `record` (see the module docs for the format).
 fn write_payload(record: &Record, nonce: &Nonce) -> String {
-    write_payload_parts(&record.meta, |out| record.write_data(None, out), nonce)
+    write_payload_parts(&record.meta, |out| write_data(record, None, out), nonce)
 }
 
 /// Writes the payload of a record with metadata `m` and the data `write_data` writes.
@@ -316,7 +316,7 @@ impl Sealer {
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
         self.seal_with(
             &record.meta,
-            |out| record.write_data(None, out),
+            |out| write_data(record, None, out),
             nonce,
             str::to_owned,
         )
@@ -394,5 +394,42 @@ impl Sealer {
     /// target, to reach the payload parser behind the cryptography.
     pub(crate) fn seal_raw(&self, plaintext: &str) -> String {
         self.seal_text(plaintext.to_owned(), str::to_owned)
+    }
+}
+
+/// Writes `record`'s data, with `change`'s data applied if given, as a compact JSON object,
+/// without building the changed map: the entries the change leaves alone, then the ones it
+/// sets.
+pub(super) fn write_data(record: &Record, change: Option<&Change>, out: &mut Vec<u8>) {
+    let changed = Changed {
+        data: record.data(),
+        change,
+    };
+    serde_json::to_writer(out, &changed).expect("a JSON map of JSON values always serializes");
+}
+
+/// A map with a change applied, as it serializes.
+struct Changed<'a> {
+    data: &'a Map<String, Value>,
+    change: Option<&'a Change>,
+}
+
+impl serde::Serialize for Changed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let change = self.change;
+        let mut map = serializer.serialize_map(None)?;
+        if !change.is_some_and(|c| c.clear) {
+            // `set` and `remove` never share a key, so `lookup` names every key they touch.
+            for (key, value) in self.data {
+                if change.is_none_or(|c| c.lookup(key).is_none()) {
+                    map.serialize_entry(key, value)?;
+                }
+            }
+        }
+        for (key, value) in change.map_or(&[][..], |c| &c.set[..]) {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
 }

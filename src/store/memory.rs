@@ -9,10 +9,14 @@
 //! finds them, by a sweep of one shard every few hundred creations, and by
 //! [`delete_expired`](SessionStore::delete_expired).
 //!
-//! Each session is kept packed in one allocation (times as integers, the data as JSON text),
-//! about 145 bytes of memory per session beyond its data at a million sessions. A load
-//! shares it (the request reads its data from the packed JSON text, one key at a time), a
-//! touch writes in place, and a change is merged into the stored JSON entry by entry.
+//! Each session is kept packed in one allocation (times as integers, the data as JSON text).
+//! A load decodes it, a touch writes the times in place, and a change is applied by the
+//! store's rules ([`WriteRules::apply`]) to the decoded record under the shard's lock, then
+//! packed again. Every call answers at once ([`StoreFuture::ready`]).
+//!
+//! The per-user index is changed under the same locks as the records it names, always taken
+//! in one order (the index, then shards by number), so a revocation of a user's sessions
+//! and a rotation or create of one of them cannot interleave.
 //!
 //! Sessions end when the process does; use the SQLite store to keep them across restarts.
 //!
@@ -29,17 +33,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_trait::async_trait;
-
 use time::OffsetDateTime;
 
 use super::{
-    Limits, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, Totals, TouchRule,
-    WriteRules, Written,
+    Applied, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, StoreFuture,
+    TouchRule, WriteRules,
 };
-use crate::clock::millis;
 use crate::id::StorageKey;
-use crate::record::{Change, Metadata, Record};
+use crate::record::{Change, Record};
 
 mod packed;
 use packed::Packed;
@@ -70,6 +71,7 @@ impl Hasher for KeyHasher {
 }
 
 type Shard = HashMap<StorageKey, Packed, BuildHasherDefault<KeyHasher>>;
+type Users = HashMap<String, HashSet<StorageKey>>;
 
 /// An in-process session store. Cloning it gives another handle to the same sessions.
 #[derive(Clone)]
@@ -79,7 +81,10 @@ pub struct MemoryStore {
 
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
-    users: Mutex<HashMap<String, HashSet<StorageKey>>>,
+    /// Each owner's keys. Every live record with an owner is listed under it; an entry may
+    /// outlive its record (a delete or an expiry drops the entry just after the record), which
+    /// readers tolerate by checking the record.
+    users: Mutex<Users>,
     len: AtomicUsize,
     capacity: usize,
     creations: AtomicUsize,
@@ -139,88 +144,26 @@ impl MemoryStore {
         lock(&self.inner.shards[shard_of(key)])
     }
 
-    fn users(&self) -> MutexGuard<'_, HashMap<String, HashSet<StorageKey>>> {
+    fn users(&self) -> MutexGuard<'_, Users> {
         lock(&self.inner.users)
     }
 
-    /// Moves the live record under `old` to `new` with `change` applied, unless `new` is
-    /// taken or, with `limits`, the change would pass them.
-    fn move_record(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: Option<&Limits>,
-        now: OffsetDateTime,
-    ) -> Rotated {
-        // Two shard locks, always taken in index order so rotations cannot deadlock.
-        let (a, b) = (shard_of(old), shard_of(new));
-        let moved = if a == b {
-            let mut shard = lock(&self.inner.shards[a]);
-            if shard.contains_key(new) {
-                return Rotated::Collision;
-            }
-            take_changed(&mut shard, old, change, limits, now).map(|(before, packed)| {
-                let meta = packed.meta();
-                shard.insert(*new, packed);
-                (before, meta)
-            })
-        } else {
-            let (first, second) = (a.min(b), a.max(b));
-            let mut g1 = lock(&self.inner.shards[first]);
-            let mut g2 = lock(&self.inner.shards[second]);
-            let (old_shard, new_shard) = if a < b {
-                (&mut *g1, &mut *g2)
-            } else {
-                (&mut *g2, &mut *g1)
-            };
-            if new_shard.contains_key(new) {
-                return Rotated::Collision;
-            }
-            take_changed(old_shard, old, change, limits, now).map(|(before, packed)| {
-                let meta = packed.meta();
-                new_shard.insert(*new, packed);
-                (before, meta)
-            })
-        };
-        let (before, meta) = match moved {
-            Ok(moved) => moved,
-            Err(NotMoved::TooLarge(totals)) => return Rotated::TooLarge(totals),
-            Err(NotMoved::Gone(expired)) => {
-                if let Some(expired) = expired {
-                    self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                    self.reindex(old, expired.user(), None);
-                }
-                return Rotated::Gone;
-            }
-        };
-        self.reindex(old, before.as_deref(), None);
-        self.reindex(new, None, meta.user.as_deref());
-        Rotated::Done(meta)
+    /// Removes `key` from `user`'s list. Called after the record is gone, never while a
+    /// shard is locked (the index comes first in the lock order).
+    fn unindex(&self, key: &StorageKey, user: &str) {
+        unlist(&mut self.users(), key, user);
     }
 
-    /// Keeps the per-user index in step with a record that changed owner or went away.
-    /// Called after the shard lock is released: the index may briefly name a record that is
-    /// gone, which listing tolerates, but never misses one that exists.
-    fn reindex(&self, key: &StorageKey, before: Option<&str>, after: Option<&str>) {
-        if before == after {
-            return;
+    /// Removes whatever is under `key` from `shard`, keeping the count; answers the owner.
+    fn take(&self, shard: &mut Shard, key: &StorageKey) -> Option<Packed> {
+        let removed = shard.remove(key);
+        if removed.is_some() {
+            self.inner.len.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut users = self.users();
-        if let Some(user) = before {
-            if let Some(keys) = users.get_mut(user) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    users.remove(user);
-                }
-            }
-        }
-        if let Some(user) = after {
-            users.entry(user.to_owned()).or_default().insert(*key);
-        }
+        removed
     }
 
-    /// Removes expired records from one shard; returns how many, with their owners.
+    /// Removes expired records from one shard; returns how many.
     fn sweep_shard(&self, index: usize, now: OffsetDateTime, limit: usize) -> u64 {
         let mut owned = Vec::new();
         let mut removed = 0u64;
@@ -233,7 +176,7 @@ impl MemoryStore {
                 .take(limit)
                 .collect();
             for key in dead {
-                if let Some(record) = shard.remove(&key) {
+                if let Some(record) = self.take(&mut shard, &key) {
                     removed += 1;
                     if let Some(user) = record.user() {
                         owned.push((key, user.to_owned()));
@@ -241,21 +184,10 @@ impl MemoryStore {
                 }
             }
         }
-        self.inner
-            .len
-            .fetch_sub(removed as usize, Ordering::Relaxed);
         for (key, user) in owned {
-            self.reindex(&key, Some(&user), None);
+            self.unindex(&key, &user);
         }
         removed
-    }
-
-    fn remove_key(&self, key: &StorageKey) {
-        let removed = self.shard(key).remove(key);
-        if let Some(record) = &removed {
-            self.inner.len.fetch_sub(1, Ordering::Relaxed);
-            self.reindex(key, record.user(), None);
-        }
     }
 
     /// Makes room for one more record, or says the store is full.
@@ -284,176 +216,252 @@ impl MemoryStore {
         }
     }
 
-    // The store's calls that the request flow makes, without a future: the layer calls
-    // them directly when its store is a `MemoryStore` (no boxed future per call).
+    fn create_now(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
+        self.reserve(record.meta.created)?;
+        let owner = record.meta.user.as_deref();
+        let mut users = owner.map(|_| self.users());
+        let mut shard = self.shard(key);
+        if shard.contains_key(key) {
+            return Ok(false);
+        }
+        shard.insert(*key, Packed::new(record));
+        self.inner.len.fetch_add(1, Ordering::Relaxed);
+        if let (Some(users), Some(user)) = (users.as_mut(), owner) {
+            list(users, key, user);
+        }
+        Ok(true)
+    }
 
-    /// [`SessionStore::load`], answered at once.
-    pub(crate) fn load_now(
+    fn load_now(
         &self,
         key: &StorageKey,
+        touch: Option<&TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        {
-            let shard = self.shard(key);
-            match shard.get(key) {
-                None => return Ok(None),
-                Some(record) if record.is_live(now) => return Ok(Some(record.record())),
-                Some(_) => {}
+    ) -> Option<Record> {
+        let mut shard = self.shard(key);
+        let packed = shard.get_mut(key)?;
+        if packed.is_live(now) {
+            let mut record = packed.record();
+            if let Some(due) = touch.and_then(|rule| rule.due(&record.meta, now)) {
+                due.apply_to(&mut record.meta);
+                packed.set_seen(&record.meta);
             }
+            return Some(record);
         }
         // Expired: evict it now rather than wait for a sweep.
-        let mut shard = self.shard(key);
-        if shard.get(key).is_some_and(|r| !r.is_live(now)) {
-            let record = shard.remove(key);
-            drop(shard);
-            self.inner.len.fetch_sub(1, Ordering::Relaxed);
-            if let Some(user) = record.as_ref().and_then(Packed::user) {
-                self.reindex(key, Some(user), None);
-            }
+        let expired = self.take(&mut shard, key);
+        drop(shard);
+        if let Some(user) = expired.as_ref().and_then(Packed::user) {
+            self.unindex(key, user);
         }
-        Ok(None)
+        None
     }
 
-    /// [`SessionStore::load_touching`], answered at once.
-    pub(crate) fn load_touching_now(
-        &self,
-        key: &StorageKey,
-        now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        {
-            let now = millis::of(now);
-            let mut shard = self.shard(key);
-            match shard.get_mut(key) {
-                None => return Ok(None),
-                Some(packed) if packed.is_live_at(now) => {
-                    // Decided and written on the packed times; the record shares the packed bytes.
-                    if let Some(idle_deadline) = packed.due(rule, now) {
-                        packed.touch_at(now, idle_deadline);
-                    }
-                    return Ok(Some(packed.record()));
-                }
-                Some(_) => {}
-            }
-        }
-        // Expired: `load` evicts it.
-        self.load_now(key, now)
-    }
-
-    /// Runs `apply` on the live record under `key` within its shard's lock (so a limit
-    /// check, the change and a touch are one atomic step), then moves the owner index if
-    /// `change` names an owner. `None`, running nothing, if no live record is there.
-    fn apply_live<T>(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        now: OffsetDateTime,
-        apply: impl FnOnce(&mut Packed) -> T,
-    ) -> Option<T> {
-        let owner = |packed: &Packed| {
-            change
-                .user
-                .as_ref()
-                .and_then(|_| packed.user().map(str::to_owned))
-        };
-        let (before, after, applied) = {
-            let mut shard = self.shard(key);
-            let packed = shard.get_mut(key).filter(|r| r.is_live(now))?;
-            let before = owner(packed);
-            let applied = apply(packed);
-            (before, owner(packed), applied)
-        };
-        // The index moves only with the owner.
-        if change.user.is_some() {
-            self.reindex(key, before.as_deref(), after.as_deref());
-        }
-        Some(applied)
-    }
-
-    /// [`SessionStore::write`], answered at once.
-    pub(crate) fn write_now(
+    fn apply_now(
         &self,
         key: &StorageKey,
         change: &Change,
         rules: &WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        let written = self.apply_live(key, change, now, |packed| {
-            packed
-                .write(change, rules, millis::of(now))
-                .map(|()| packed.meta())
-        });
-        Ok(match written {
-            None => Written::Gone,
-            Some(Err(after)) => Written::TooLarge(after),
-            Some(Ok(meta)) => Written::Done(meta),
-        })
-    }
-
-    /// [`SessionStore::update`], answered at once. The layer needs the metadata of a
-    /// session that is not persistent only when `asked`: building it is skipped otherwise.
-    pub(crate) fn update_now(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        now: OffsetDateTime,
-        asked: bool,
-    ) -> Result<Updated, StoreError> {
-        let updated = self.apply_live(key, change, now, |packed| {
-            packed.apply(change);
-            (asked || packed.is_persistent()).then(|| packed.meta())
-        });
-        Ok(match updated {
-            None => Updated::Gone,
-            Some(None) => Updated::NotPersistent,
-            Some(Some(meta)) => Updated::Done(meta),
-        })
-    }
-}
-
-/// What [`MemoryStore::update_now`] did.
-pub(crate) enum Updated {
-    /// Nothing: the session is gone (ended or expired).
-    Gone,
-    /// Applied the change to a session that is not persistent; its metadata was not asked for.
-    NotPersistent,
-    /// Applied the change; the session's metadata now.
-    Done(Metadata),
-}
-
-/// Why [`take_changed`] left a record where it was.
-enum NotMoved {
-    /// Missing or expired; an expired record was taken out, and is here.
-    Gone(Option<Packed>),
-    /// The change would pass the limits: the record is untouched.
-    TooLarge(Totals),
-}
-
-/// Takes the live record at `key` out of `shard` with `change` applied, and its owner before
-/// the change; with `limits`, a change that would pass them leaves the record in place.
-fn take_changed(
-    shard: &mut Shard,
-    key: &StorageKey,
-    change: &Change,
-    limits: Option<&Limits>,
-    now: OffsetDateTime,
-) -> Result<(Option<String>, Packed), NotMoved> {
-    let mut packed = match shard.remove(key) {
-        Some(packed) if packed.is_live(now) => packed,
-        other => return Err(NotMoved::Gone(other)),
-    };
-    let before = packed.user().map(str::to_owned);
-    match limits {
-        Some(limits) => {
-            if let Err(after) = packed.apply_within(change, limits) {
-                // Refused: it goes back as it was.
-                shard.insert(*key, packed);
-                return Err(NotMoved::TooLarge(after));
+    ) -> Applied {
+        // A change of owner moves the index entry under the index's lock, taken first.
+        let mut users = change.user.as_ref().map(|_| self.users());
+        let mut shard = self.shard(key);
+        let Some(packed) = shard.get_mut(key) else {
+            return Applied::Gone;
+        };
+        let mut record = packed.record();
+        let before = record.meta.user.clone();
+        let applied = rules.apply(&mut record, change, now);
+        if let Applied::Done(meta) = &applied {
+            if change.touches_data() || change.user.is_some() || change.persistent.is_some() {
+                *packed = Packed::new(&record);
+            } else {
+                packed.set_seen(meta);
+            }
+            if let Some(users) = users.as_mut() {
+                reindex(users, key, before.as_deref(), key, meta.user.as_deref());
             }
         }
-        None => packed.apply(change),
+        applied
     }
-    Ok((before, packed))
+
+    fn rotate_now(
+        &self,
+        old: &StorageKey,
+        new: &StorageKey,
+        change: &Change,
+        rules: &WriteRules,
+        now: OffsetDateTime,
+    ) -> Rotated {
+        // The index first, then both shards in index order: a revocation holding the index
+        // sees the record under exactly one of its keys.
+        let mut users = self.users();
+        let (a, b) = (shard_of(old), shard_of(new));
+        let mut first = lock(&self.inner.shards[a.min(b)]);
+        let mut second = (a != b).then(|| lock(&self.inner.shards[a.max(b)]));
+        let (from, to): (&mut Shard, &mut Shard) = match second.as_deref_mut() {
+            None => {
+                if first.contains_key(new) {
+                    return Rotated::Collision;
+                }
+                let Some(packed) = first.get(old) else {
+                    return Rotated::Gone;
+                };
+                let mut record = packed.record();
+                let before = record.meta.user.clone();
+                return match rules.apply(&mut record, change, now) {
+                    Applied::Done(meta) => {
+                        first.remove(old);
+                        first.insert(*new, Packed::new(&record));
+                        reindex(
+                            &mut users,
+                            old,
+                            before.as_deref(),
+                            new,
+                            meta.user.as_deref(),
+                        );
+                        Rotated::Done(meta)
+                    }
+                    Applied::TooLarge(totals) => Rotated::TooLarge(totals),
+                    _ => Rotated::Gone,
+                };
+            }
+            Some(second) if a < b => (&mut *first, second),
+            Some(second) => (second, &mut *first),
+        };
+        if to.contains_key(new) {
+            return Rotated::Collision;
+        }
+        let Some(packed) = from.get(old) else {
+            return Rotated::Gone;
+        };
+        let mut record = packed.record();
+        let before = record.meta.user.clone();
+        match rules.apply(&mut record, change, now) {
+            Applied::Done(meta) => {
+                from.remove(old);
+                to.insert(*new, Packed::new(&record));
+                reindex(
+                    &mut users,
+                    old,
+                    before.as_deref(),
+                    new,
+                    meta.user.as_deref(),
+                );
+                Rotated::Done(meta)
+            }
+            Applied::TooLarge(totals) => Rotated::TooLarge(totals),
+            _ => Rotated::Gone,
+        }
+    }
+
+    fn delete_now(&self, key: &StorageKey) {
+        let removed = self.take(&mut self.shard(key), key);
+        if let Some(user) = removed.as_ref().and_then(Packed::user) {
+            self.unindex(key, user);
+        }
+    }
+
+    fn delete_owned_now(&self, key: &StorageKey, user: &str, now: OffsetDateTime) -> bool {
+        let mut users = self.users();
+        let mut shard = self.shard(key);
+        if shard.get(key).and_then(Packed::user) != Some(user) {
+            return false;
+        }
+        let removed = self.take(&mut shard, key);
+        unlist(&mut users, key, user);
+        removed.is_some_and(|r| r.is_live(now))
+    }
+
+    fn list_now(&self, user: &str, now: OffsetDateTime) -> Vec<SessionInfo> {
+        let users = self.users();
+        let Some(keys) = users.get(user) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|key| {
+                let shard = self.shard(key);
+                let packed = shard.get(key)?;
+                (packed.is_live(now) && packed.user() == Some(user))
+                    .then(|| SessionInfo::new(*key, packed.meta()))
+            })
+            .collect()
+    }
+
+    fn delete_by_user_now(
+        &self,
+        user: &str,
+        except: Option<&StorageKey>,
+        now: OffsetDateTime,
+    ) -> u64 {
+        // The index stays locked throughout: no create, rotation or change of owner of this
+        // user's sessions runs until every one of them is gone.
+        let mut users = self.users();
+        let Some(keys) = users.remove(user) else {
+            return 0;
+        };
+        let mut deleted = 0;
+        let mut kept = HashSet::new();
+        for key in keys {
+            if Some(&key) == except {
+                kept.insert(key);
+                continue;
+            }
+            let mut shard = self.shard(&key);
+            if shard.get(&key).and_then(Packed::user) == Some(user) {
+                let removed = self.take(&mut shard, &key);
+                deleted += u64::from(removed.is_some_and(|r| r.is_live(now)));
+            }
+        }
+        if !kept.is_empty() {
+            users.insert(user.to_owned(), kept);
+        }
+        deleted
+    }
+
+    fn delete_expired_now(&self, now: OffsetDateTime, batch: usize) -> u64 {
+        let mut removed = 0;
+        for index in 0..SHARDS {
+            if removed as usize >= batch {
+                break;
+            }
+            removed += self.sweep_shard(index, now, batch - removed as usize);
+        }
+        removed
+    }
+}
+
+fn list(users: &mut Users, key: &StorageKey, user: &str) {
+    users.entry(user.to_owned()).or_default().insert(*key);
+}
+
+fn unlist(users: &mut Users, key: &StorageKey, user: &str) {
+    if let Some(keys) = users.get_mut(user) {
+        keys.remove(key);
+        if keys.is_empty() {
+            users.remove(user);
+        }
+    }
+}
+
+/// Moves an index entry from `old` owned by `before` to `new` owned by `after`.
+fn reindex(
+    users: &mut Users,
+    old: &StorageKey,
+    before: Option<&str>,
+    new: &StorageKey,
+    after: Option<&str>,
+) {
+    if old == new && before == after {
+        return;
+    }
+    if let Some(user) = before {
+        unlist(users, old, user);
+    }
+    if let Some(user) = after {
+        list(users, new, user);
+    }
 }
 
 /// The shard of `key`, from bytes the in-shard hash does not use (it takes the first eight).
@@ -471,173 +479,74 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[async_trait]
+/// Every call takes its locks, does its work and answers: nothing here waits.
 impl SessionStore for MemoryStore {
-    /// Every call takes a shard lock and returns: nothing here ever waits.
-    fn never_waits(&self) -> bool {
-        true
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(self.create_now(key, record))
     }
 
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.reserve(record.meta.created)?;
-        {
-            let mut shard = self.shard(key);
-            if shard.contains_key(key) {
-                return Ok(false);
-            }
-            shard.insert(*key, Packed::new(record));
-        }
-        self.inner.len.fetch_add(1, Ordering::Relaxed);
-        self.reindex(key, None, record.meta.user.as_deref());
-        Ok(true)
-    }
-
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        self.load_now(key, now)
+    ) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::ready(Ok(self.load_now(key, touch, now)))
     }
 
-    async fn load_touching(
-        &self,
-        key: &StorageKey,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        self.load_touching_now(key, now, rule)
+    ) -> StoreFuture<'a, Applied> {
+        StoreFuture::ready(Ok(self.apply_now(key, change, rules, now)))
     }
 
-    async fn write(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        rules: &WriteRules,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        self.write_now(key, change, rules, now)
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::ready(Ok(self.rotate_now(old, new, change, rules, now)))
     }
 
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        self.delete_now(key);
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        Ok(match self.update_now(key, change, now, true)? {
-            Updated::Done(meta) => Some(meta),
-            Updated::Gone => None,
-            Updated::NotPersistent => unreachable!("the metadata was asked for"),
-        })
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(Ok(self.delete_owned_now(key, user, now)))
     }
 
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut shard = self.shard(key);
-        match shard.get_mut(key).filter(|r| r.is_live(seen)) {
-            Some(record) => {
-                record.touch(seen, idle_deadline);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        Ok(self.move_record(old, new, change, None, now))
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::ready(Ok(self.list_now(user, now)))
     }
 
-    async fn rotate_within(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: &Limits,
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        // The limits are checked on the record the rotation takes, under the same locks.
-        Ok(self.move_record(old, new, change, Some(limits), now))
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::ready(Ok(self.delete_by_user_now(user, except, now)))
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.remove_key(key);
-        Ok(())
-    }
-
-    async fn list_by_user(
-        &self,
-        user: &str,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        let keys: Vec<StorageKey> = match self.users().get(user) {
-            Some(keys) => keys.iter().copied().collect(),
-            None => return Ok(Vec::new()),
-        };
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(record) = self.shard(&key).get(&key) {
-                if record.is_live(now) && record.user() == Some(user) {
-                    out.push(SessionInfo::new(key, record.meta()));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
-        now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let keys: Vec<StorageKey> = match self.users().get(user) {
-            Some(keys) => keys
-                .iter()
-                .filter(|k| Some(*k) != except)
-                .copied()
-                .collect(),
-            None => return Ok(0),
-        };
-        let mut deleted = 0;
-        for key in keys {
-            let removed = {
-                let mut shard = self.shard(&key);
-                if shard.get(&key).and_then(Packed::user) == Some(user) {
-                    shard.remove(&key)
-                } else {
-                    None
-                }
-            };
-            if let Some(record) = removed {
-                self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                self.reindex(&key, Some(user), None);
-                if record.is_live(now) {
-                    deleted += 1;
-                }
-            }
-        }
-        Ok(deleted)
-    }
-
-    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-        let mut removed = 0;
-        for index in 0..SHARDS {
-            if removed as usize >= batch {
-                break;
-            }
-            removed += self.sweep_shard(index, now, batch - removed as usize);
-        }
-        Ok(removed)
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        StoreFuture::ready(Ok(self.delete_expired_now(now, batch)))
     }
 }

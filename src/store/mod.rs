@@ -1,48 +1,58 @@
 //! The store contract: one trait every backend implements.
 //!
 //! The layer hands a store only [`StorageKey`]s (hashes of session IDs), [`Record`]s and
-//! [`Change`]s, and the time it considers "now" (so tests can drive the clock and every
-//! backend agrees on expiry). The contract, which the conformance suite in
-//! [`testing`](crate::testing) checks against a real backend:
+//! [`Change`]s, the rules a write must keep ([`WriteRules`]: the size limits and when a
+//! touch is due), and the time it considers "now" (so tests can drive the clock and every
+//! backend agrees on expiry). The contract, which the conformance suite in `testing`
+//! checks against a real backend:
 //!
 //! | operation | contract |
 //! | --- | --- |
 //! | [`create`](SessionStore::create) | insert only if the key is absent; report a collision instead of overwriting |
-//! | [`load`](SessionStore::load) | the live record or nothing; an expired record is never returned |
-//! | [`update`](SessionStore::update) | apply a [`Change`] atomically to a live record; if it is gone, write nothing and say so |
-//! | [`touch`](SessionStore::touch) | move the idle deadline of a live record without rewriting its data |
-//! | [`rotate`](SessionStore::rotate) | atomically move the record, with a change, to a new key; the old key is dead |
+//! | [`load`](SessionStore::load) | the live record or nothing; with a [`TouchRule`], move a due idle deadline in the same step |
+//! | [`apply`](SessionStore::apply) | apply a [`Change`] atomically to a live record within [`WriteRules`]; report gone or too large and write nothing; never recreate |
+//! | [`rotate`](SessionStore::rotate) | atomically give the live record, with the change, a new key; the old key is dead; report collision, gone or too large |
 //! | [`delete`](SessionStore::delete) | remove; deleting what is absent is not an error |
-//! | [`list_by_user`](SessionStore::list_by_user), [`delete_by_user`](SessionStore::delete_by_user) | a user's live sessions (metadata only), and deleting all of them or all but one |
+//! | [`delete_owned`](SessionStore::delete_owned) | remove only if the record still belongs to the user; say whether a live one ended |
+//! | [`list_by_user`](SessionStore::list_by_user), [`delete_by_user`](SessionStore::delete_by_user) | a user's live sessions (metadata and handles), and deleting all of them or all but one, with no window in which a concurrent rotation escapes |
 //! | [`delete_expired`](SessionStore::delete_expired) | remove expired records in bounded batches, where the backend does not expire them |
-//! | [`load_touching`](SessionStore::load_touching) | `load`, and a due touch in the same step |
-//! | [`write`](SessionStore::write) | `update` for a change made without a read: size limits and a due touch in the same step |
 //!
 //! "Live" means both deadlines lie after `now`. Never upsert: a save that finds its session
 //! gone must not bring it back, or a slow request would undo a logout.
 //!
+//! How a change applies, what counts against the limits and when a touch is due each have
+//! one home: [`WriteRules::apply`] does all three to a [`Record`]. A store that reads,
+//! modifies and writes (inside its own lock or transaction) calls it; a store that applies
+//! changes remotely (a Redis script, one SQL statement) mirrors it, and the conformance
+//! suite holds the two together.
+//!
+//! Every method returns a [`StoreFuture`]: [`StoreFuture::ready`] for a store that answers
+//! in place, [`StoreFuture::boxed`] for one that waits on a server.
+//!
 //! ```
 //! use session_layer::{MemoryStore, SessionLayer};
 //!
-//! // Any `SessionStore` goes into the layer the same way.
+//! // Any `SessionStore` goes into the layer the same way, bare or wrapped.
 //! let layer = SessionLayer::new(MemoryStore::default());
-//! # let _ = layer;
+//! let wrapped = SessionLayer::new(std::sync::Arc::new(MemoryStore::default()));
+//! # let _ = (layer, wrapped);
 //! ```
 
 mod cleanup;
 mod error;
+mod future;
 pub mod memory;
 mod rules;
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
 pub use self::cleanup::{spawn_cleanup, CleanupHandle};
 pub use self::error::{StoreError, StoreErrorKind};
-pub use self::rules::{entry_bytes, Limits, Totals, TouchRule, WriteRules, Written};
+pub use self::future::StoreFuture;
+pub use self::rules::{entry_bytes, Applied, Limits, Totals, TouchRule, WriteRules};
 use crate::id::{SessionHandle, StorageKey};
 use crate::record::{Change, Metadata, Record};
 
@@ -56,9 +66,8 @@ pub enum Rotated {
     Gone,
     /// The new key was taken: nothing was written, the old record is untouched.
     Collision,
-    /// Only from [`SessionStore::rotate_within`]: the change would make the data pass the
-    /// limits (here are the totals it would have had). Nothing was written, the old record is
-    /// untouched.
+    /// The change would make the data pass the limits (here are the totals it would have
+    /// had). Nothing was written, the old record is untouched.
     TooLarge(Totals),
 }
 
@@ -88,221 +97,261 @@ impl SessionInfo {
 ///
 /// Every method receives `now` from the layer's clock; a store decides liveness with it (a
 /// record is live while `now` is before both deadlines) rather than with its own clock,
-/// even when the backend also expires records by itself.
-#[async_trait]
+/// even when the backend also expires records by itself. No method has a default: each one
+/// states a guarantee a backend must give.
+///
+/// A minimal store, correct but for one process only, shows the shape; the
+/// [`memory`] module's [`MemoryStore`](crate::MemoryStore) is the same idea, sharded and
+/// bounded:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// use session_layer::id::StorageKey;
+/// use session_layer::record::{Change, Record};
+/// use session_layer::store::{
+///     Applied, Rotated, SessionInfo, SessionStore, StoreFuture, TouchRule, WriteRules,
+/// };
+/// use time::OffsetDateTime;
+///
+/// #[derive(Debug, Default)]
+/// struct MapStore(Mutex<HashMap<StorageKey, Record>>);
+///
+/// impl SessionStore for MapStore {
+///     fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+///         let mut map = self.0.lock().unwrap();
+///         let fresh = !map.contains_key(key);
+///         if fresh {
+///             map.insert(*key, record.clone());
+///         }
+///         StoreFuture::ready(Ok(fresh))
+///     }
+///
+///     fn load<'a>(
+///         &'a self,
+///         key: &'a StorageKey,
+///         touch: Option<&'a TouchRule>,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, Option<Record>> {
+///         let mut map = self.0.lock().unwrap();
+///         let live = map.get_mut(key).filter(|r| r.is_live(now)).map(|record| {
+///             if let Some(due) = touch.and_then(|rule| rule.due(&record.meta, now)) {
+///                 due.apply_to(&mut record.meta);
+///             }
+///             record.clone()
+///         });
+///         StoreFuture::ready(Ok(live))
+///     }
+///
+///     fn apply<'a>(
+///         &'a self,
+///         key: &'a StorageKey,
+///         change: &'a Change,
+///         rules: &'a WriteRules,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, Applied> {
+///         let mut map = self.0.lock().unwrap();
+///         StoreFuture::ready(Ok(match map.get_mut(key) {
+///             Some(record) => rules.apply(record, change, now),
+///             None => Applied::Gone,
+///         }))
+///     }
+///
+///     fn rotate<'a>(
+///         &'a self,
+///         old: &'a StorageKey,
+///         new: &'a StorageKey,
+///         change: &'a Change,
+///         rules: &'a WriteRules,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, Rotated> {
+///         let mut map = self.0.lock().unwrap();
+///         if map.contains_key(new) {
+///             return StoreFuture::ready(Ok(Rotated::Collision));
+///         }
+///         let Some(mut record) = map.get(old).cloned() else {
+///             return StoreFuture::ready(Ok(Rotated::Gone));
+///         };
+///         StoreFuture::ready(Ok(match rules.apply(&mut record, change, now) {
+///             Applied::Done(meta) => {
+///                 map.remove(old);
+///                 map.insert(*new, record);
+///                 Rotated::Done(meta)
+///             }
+///             Applied::TooLarge(totals) => Rotated::TooLarge(totals),
+///             _ => Rotated::Gone,
+///         }))
+///     }
+///
+///     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+///         self.0.lock().unwrap().remove(key);
+///         StoreFuture::ready(Ok(()))
+///     }
+///
+///     fn delete_owned<'a>(
+///         &'a self,
+///         key: &'a StorageKey,
+///         user: &'a str,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, bool> {
+///         let mut map = self.0.lock().unwrap();
+///         let owned = map.get(key).is_some_and(|r| r.meta.user.as_deref() == Some(user));
+///         let removed = owned.then(|| map.remove(key)).flatten();
+///         StoreFuture::ready(Ok(removed.is_some_and(|r| r.is_live(now))))
+///     }
+///
+///     fn list_by_user<'a>(
+///         &'a self,
+///         user: &'a str,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, Vec<SessionInfo>> {
+///         let map = self.0.lock().unwrap();
+///         let mine = map.iter().filter(|(_, r)| r.is_live(now) && r.meta.user.as_deref() == Some(user));
+///         StoreFuture::ready(Ok(mine.map(|(k, r)| SessionInfo::new(*k, r.meta.clone())).collect()))
+///     }
+///
+///     fn delete_by_user<'a>(
+///         &'a self,
+///         user: &'a str,
+///         except: Option<&'a StorageKey>,
+///         now: OffsetDateTime,
+///     ) -> StoreFuture<'a, u64> {
+///         // One lock over every record: no rotation can run between the look and the delete.
+///         let mut map = self.0.lock().unwrap();
+///         let mut live = 0;
+///         map.retain(|k, r| {
+///             let doomed = r.meta.user.as_deref() == Some(user) && Some(k) != except;
+///             live += u64::from(doomed && r.is_live(now));
+///             !doomed
+///         });
+///         StoreFuture::ready(Ok(live))
+///     }
+///
+///     fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+///         let mut map = self.0.lock().unwrap();
+///         let dead: Vec<StorageKey> =
+///             map.iter().filter(|(_, r)| !r.is_live(now)).map(|(k, _)| *k).take(batch).collect();
+///         for key in &dead {
+///             map.remove(key);
+///         }
+///         StoreFuture::ready(Ok(dead.len() as u64))
+///     }
+/// }
+///
+/// let layer = session_layer::SessionLayer::new(MapStore::default());
+/// # let _ = layer;
+/// ```
 pub trait SessionStore: Debug + Send + Sync + 'static {
-    /// Inserts `record` under `key` if the key is absent. Returns `false`, writing nothing,
+    /// Inserts `record` under `key` if the key is absent. Answers `false`, writing nothing,
     /// if the key is taken (even by an expired record the backend has not removed yet).
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError>;
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool>;
 
-    /// The live record under `key`, or `None` if there is none or it has expired at `now`.
-    async fn load(
-        &self,
-        key: &StorageKey,
+    /// The live record under `key` at `now`, or `None` if there is none or it has expired.
+    ///
+    /// With a `touch` rule, a touch that is [due](TouchRule::due) (judged on the stored
+    /// record's own persistence flag and deadlines) is made in the same atomic step, and the
+    /// record comes back with the moved `last_seen` and idle deadline. A record that is not
+    /// live is never touched.
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError>;
+    ) -> StoreFuture<'a, Option<Record>>;
 
-    /// Applies `change` atomically to the record under `key` if it is live at `now`, and
-    /// returns its metadata afterwards. Returns `None`, writing nothing, if it is not.
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    /// Applies `change` to the record under `key`, atomically, exactly as
+    /// [`WriteRules::apply`] does to the stored record: nothing if it is not live at `now`
+    /// ([`Applied::Gone`]: never an upsert), nothing if the data would pass the limits
+    /// ([`Applied::TooLarge`]), otherwise the change and, unless it carries a touch of its
+    /// own, a due touch.
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError>;
+    ) -> StoreFuture<'a, Applied>;
 
-    /// Moves the idle deadline (capped at the absolute one) and `last_seen` of the live record
-    /// under `key` without rewriting its data. Returns `false` if there is no live record.
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
-
-    /// Atomically moves the live record under `old` to `new`, applying `change`. Afterwards
-    /// `old` holds nothing.
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    /// Atomically moves the live record under `old` to `new`, with `change` applied as
+    /// [`apply`](Self::apply) would. Afterwards `old` holds nothing live. A taken `new` is
+    /// [`Rotated::Collision`] and changes nothing.
+    ///
+    /// A concurrent [`delete_by_user`](Self::delete_by_user) of the record's owner either
+    /// ends the record before it moves (the rotation is [`Rotated::Gone`]) or ends it under
+    /// its new key: a rotation never lets a session escape a revocation.
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError>;
+    ) -> StoreFuture<'a, Rotated>;
 
     /// Removes the record under `key`. Removing an absent record is not an error.
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError>;
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()>;
+
+    /// Removes the record under `key` only if it belongs to `user`, and answers whether a
+    /// record live at `now` was removed. Another user's record is left alone.
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, bool>;
 
     /// The live sessions of `user` at `now`, in any order.
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError>;
+    ) -> StoreFuture<'a, Vec<SessionInfo>>;
 
-    /// Deletes every session of `user` except the one under `except`, and returns how many
-    /// live ones it deleted.
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    /// Deletes every session of `user` except the one under `except`, and answers how many
+    /// live ones it deleted. A session of the user that exists when the call starts, or
+    /// that a rotation racing the call moves to a new key, is gone when it returns.
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError>;
+    ) -> StoreFuture<'a, u64>;
 
-    /// Removes up to `batch` records that expired before `now` and returns how many it
-    /// removed. Backends that expire records by themselves keep the default, which does
-    /// nothing.
-    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-        let _ = (now, batch);
-        Ok(0)
-    }
-
-    /// Whether every future this store's methods return is ready the first time it is
-    /// polled: the store does its work in place and never waits (an in-process map, as
-    /// [`MemoryStore`](crate::MemoryStore)). The layer then runs a request's save in place
-    /// instead of boxing it. Default `false`, which is always correct.
-    ///
-    /// A store that says `true` and then returns a pending future breaks this contract: the
-    /// layer abandons that save, logs an error and answers with its save error (`500` unless
-    /// configured), as for a failed save.
-    fn never_waits(&self) -> bool {
-        false
-    }
-
-    /// The live record under `key` at `now`, as [`load`](Self::load) returns it, after
-    /// moving its idle deadline and `last_seen` if `rule` says a touch is
-    /// [due](TouchRule::due) (judged by the record's own persistence flag and deadlines).
-    /// The layer reads a session with this, so a read whose touch is due costs one call.
-    ///
-    /// The default runs [`load`](Self::load), then [`touch`](Self::touch) if due: two calls,
-    /// and a record that dies between them comes back untouched (it is gone at the next
-    /// request anyway). A backend that can do both in one round trip should override it.
-    async fn load_touching(
-        &self,
-        key: &StorageKey,
-        now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        let Some(mut record) = self.load(key, now).await? else {
-            return Ok(None);
-        };
-        if let Some(touch) = rule.due(&record.meta, now) {
-            if self.touch(key, touch.seen, touch.idle_deadline).await? {
-                record.meta.last_seen = touch.seen;
-                record.meta.idle_deadline = touch.idle_deadline;
-            }
-        }
-        Ok(Some(record))
-    }
-
-    /// Applies `change`, made by a request that did not read the session, to the live
-    /// record under `key`, as [`update`](Self::update) does, with two additions in the same
-    /// step: if `change` carries no touch of its own and one is
-    /// [due](TouchRule::due) by `rules.touch` (after the change's persistence flag applies),
-    /// the idle deadline moves too; and if the data would pass `rules.limits` (counted as
-    /// [`Limits`] says, and [allowed](Limits::allow) to shrink), nothing is written and the
-    /// answer is [`Written::TooLarge`]. A record that is not live is [`Written::Gone`], and
-    /// nothing is written: never an upsert.
-    ///
-    /// The default runs [`load`](Self::load), checks the limits, then
-    /// [`update`](Self::update)s with the due touch folded in: two calls, and the limit check
-    /// is not atomic with the update, so concurrent writes of new keys can together pass the
-    /// limits by what one request writes. Backends that can check and write in one atomic
-    /// step (the Redis store does) should override it.
-    async fn write(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        rules: &WriteRules,
-        now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        let Some(record) = self.load(key, now).await? else {
-            return Ok(Written::Gone);
-        };
-        if let Some(after) = rules.limits.refuse(record.data(), change) {
-            return Ok(Written::TooLarge(after));
-        }
-        let mut change = change.clone();
-        if change.touch.is_none() {
-            let mut meta = record.meta.clone();
-            change.apply_meta(&mut meta);
-            change.touch = rules.touch.due(&meta, now);
-        }
-        Ok(match self.update(key, &change, now).await? {
-            Some(meta) => Written::Done(meta),
-            None => Written::Gone,
-        })
-    }
-
-    /// As [`rotate`](Self::rotate), for a request that did not read the session: if the
-    /// change would make the data pass `limits` (counted as [`Limits`] says, and
-    /// [allowed](Limits::allow) to shrink), nothing is written and the answer is
-    /// [`Rotated::TooLarge`].
-    ///
-    /// The default runs [`load`](Self::load), checks the limits, then
-    /// [`rotate`](Self::rotate)s: one call more, and the check is not atomic with the
-    /// rotation. Backends whose rotation reads the record anyway (the memory and Redis
-    /// stores) should override it and check what they read.
-    async fn rotate_within(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: &Limits,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        let Some(record) = self.load(old, now).await? else {
-            return Ok(Rotated::Gone);
-        };
-        if let Some(after) = limits.refuse(record.data(), change) {
-            return Ok(Rotated::TooLarge(after));
-        }
-        self.rotate(old, new, change, now).await
-    }
+    /// Removes up to `batch` records that expired before `now` and answers how many it
+    /// removed. A backend that expires records by itself answers `0` at once.
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64>;
 }
 
 macro_rules! forward_store {
     ($($ty:ty),*) => {$(
-        #[async_trait]
         impl<S: SessionStore + ?Sized> SessionStore for $ty {
-            async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-                (**self).create(key, record).await
+            fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+                (**self).create(key, record)
             }
-            async fn load(&self, key: &StorageKey, now: OffsetDateTime) -> Result<Option<Record>, StoreError> {
-                (**self).load(key, now).await
+            fn load<'a>(&'a self, key: &'a StorageKey, touch: Option<&'a TouchRule>, now: OffsetDateTime) -> StoreFuture<'a, Option<Record>> {
+                (**self).load(key, touch, now)
             }
-            async fn update(&self, key: &StorageKey, change: &Change, now: OffsetDateTime) -> Result<Option<Metadata>, StoreError> {
-                (**self).update(key, change, now).await
+            fn apply<'a>(&'a self, key: &'a StorageKey, change: &'a Change, rules: &'a WriteRules, now: OffsetDateTime) -> StoreFuture<'a, Applied> {
+                (**self).apply(key, change, rules, now)
             }
-            async fn touch(&self, key: &StorageKey, seen: OffsetDateTime, idle_deadline: OffsetDateTime) -> Result<bool, StoreError> {
-                (**self).touch(key, seen, idle_deadline).await
+            fn rotate<'a>(&'a self, old: &'a StorageKey, new: &'a StorageKey, change: &'a Change, rules: &'a WriteRules, now: OffsetDateTime) -> StoreFuture<'a, Rotated> {
+                (**self).rotate(old, new, change, rules, now)
             }
-            async fn rotate(&self, old: &StorageKey, new: &StorageKey, change: &Change, now: OffsetDateTime) -> Result<Rotated, StoreError> {
-                (**self).rotate(old, new, change, now).await
+            fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+                (**self).delete(key)
             }
-            async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-                (**self).delete(key).await
+            fn delete_owned<'a>(&'a self, key: &'a StorageKey, user: &'a str, now: OffsetDateTime) -> StoreFuture<'a, bool> {
+                (**self).delete_owned(key, user, now)
             }
-            async fn list_by_user(&self, user: &str, now: OffsetDateTime) -> Result<Vec<SessionInfo>, StoreError> {
-                (**self).list_by_user(user, now).await
+            fn list_by_user<'a>(&'a self, user: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Vec<SessionInfo>> {
+                (**self).list_by_user(user, now)
             }
-            async fn delete_by_user(&self, user: &str, except: Option<&StorageKey>, now: OffsetDateTime) -> Result<u64, StoreError> {
-                (**self).delete_by_user(user, except, now).await
+            fn delete_by_user<'a>(&'a self, user: &'a str, except: Option<&'a StorageKey>, now: OffsetDateTime) -> StoreFuture<'a, u64> {
+                (**self).delete_by_user(user, except, now)
             }
-            async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-                (**self).delete_expired(now, batch).await
-            }
-            async fn load_touching(&self, key: &StorageKey, now: OffsetDateTime, rule: &TouchRule) -> Result<Option<Record>, StoreError> {
-                (**self).load_touching(key, now, rule).await
-            }
-            async fn write(&self, key: &StorageKey, change: &Change, rules: &WriteRules, now: OffsetDateTime) -> Result<Written, StoreError> {
-                (**self).write(key, change, rules, now).await
-            }
-            async fn rotate_within(&self, old: &StorageKey, new: &StorageKey, change: &Change, limits: &Limits, now: OffsetDateTime) -> Result<Rotated, StoreError> {
-                (**self).rotate_within(old, new, change, limits, now).await
-            }
-            fn never_waits(&self) -> bool {
-                (**self).never_waits()
+            fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+                (**self).delete_expired(now, batch)
             }
         }
     )*};

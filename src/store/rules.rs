@@ -1,18 +1,18 @@
-//! What the layer tells a store so it can touch and check limits in the same step as a load
-//! or a write: [`TouchRule`], [`Limits`], [`WriteRules`], and what a write found, [`Written`].
+//! The rules a store keeps when it loads and writes, each written once: when a touch is due
+//! ([`TouchRule`]), what counts against the size limits ([`Limits`], [`Totals`]), and how a
+//! change applies within both ([`WriteRules::apply`], answering [`Applied`]).
 
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::record::{Change, Metadata, Touch};
+use crate::record::{Change, Metadata, Record, Touch};
 
 /// When activity moves a session's idle deadline, as the layer's expiry settings say.
 ///
 /// A touch is due when the new idle deadline (`now` plus the idle timeout that fits the
 /// record's own persistence flag, capped at its absolute deadline) lies more than `step`
-/// after the stored one. Stores that touch by themselves
-/// ([`SessionStore::load_touching`](super::SessionStore::load_touching),
-/// [`SessionStore::write`](super::SessionStore::write)) follow [`due`](Self::due) exactly.
+/// after the stored one. Stores touch by [`due`](Self::due) exactly, in
+/// [`SessionStore::load`](super::SessionStore::load) and through [`WriteRules::apply`].
 ///
 /// ```
 /// use session_layer::record::Record;
@@ -180,6 +180,20 @@ impl Totals {
         }
     }
 
+    /// What data adding up to `self` adds up to once `key`, which holds `old` (if anything),
+    /// is set to `new`: the replaced value counts out, the new one in.
+    #[must_use]
+    pub fn with_set(self, key: &str, old: Option<&Value>, new: &Value) -> Self {
+        let mut totals = self;
+        if let Some(old) = old {
+            totals.keys -= 1;
+            totals.bytes -= entry_bytes(key, old);
+        }
+        totals.keys += 1;
+        totals.bytes += entry_bytes(key, new);
+        totals
+    }
+
     /// What `data`, which adds up to `self`, adds up to once `change` is applied: for a
     /// caller that needs both totals and should count the stored values once.
     pub(crate) fn then(self, data: &Map<String, Value>, change: &Change) -> Self {
@@ -234,8 +248,9 @@ fn json_len(value: &Value) -> usize {
     count.0
 }
 
-/// What the layer tells [`SessionStore::write`](super::SessionStore::write): the size limits
-/// the result must keep and when activity moves the idle deadline.
+/// What a write must keep: the size limits of the result, and when activity moves the idle
+/// deadline. The layer passes them to [`SessionStore::apply`](super::SessionStore::apply)
+/// and [`SessionStore::rotate`](super::SessionStore::rotate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteRules {
@@ -251,12 +266,60 @@ impl WriteRules {
     pub fn new(limits: Limits, touch: TouchRule) -> Self {
         Self { limits, touch }
     }
+
+    /// Applies `change` to `record` as every store must, in this order:
+    ///
+    /// 1. A record that is not live at `now` is [`Applied::Gone`], unchanged.
+    /// 2. If the change alters the data and the result would not be
+    ///    [allowed](Limits::allow) by the limits, [`Applied::TooLarge`] with the totals it
+    ///    would have had, unchanged.
+    /// 3. The change applies ([`Change::apply_to`]); then, if it carries no touch of its
+    ///    own, a touch [due](TouchRule::due) on the changed metadata is made.
+    ///
+    /// A store that reads, modifies and writes under its own lock or transaction calls this
+    /// on the record it read, and writes the record back only on [`Applied::Done`].
+    ///
+    /// ```
+    /// use session_layer::record::{Change, Record};
+    /// use session_layer::store::{Applied, Limits, TouchRule, WriteRules};
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let rules = WriteRules::new(
+    ///     Limits::new(100, 2),
+    ///     TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1)),
+    /// );
+    /// let t = OffsetDateTime::UNIX_EPOCH;
+    /// let mut record = Record::new(t, t + Duration::hours(1), t + Duration::days(30));
+    /// let mut change = Change::default();
+    /// change.set("cart", serde_json::json!(["apple"]));
+    /// let Applied::Done(meta) = rules.apply(&mut record, &change, t + Duration::minutes(5)) else {
+    ///     panic!("a small change of a live record applies");
+    /// };
+    /// assert_eq!(meta.idle_deadline, t + Duration::minutes(65), "the due touch came along");
+    /// assert_eq!(rules.apply(&mut record, &change, t + Duration::days(31)), Applied::Gone);
+    /// ```
+    pub fn apply(&self, record: &mut Record, change: &Change, now: OffsetDateTime) -> Applied {
+        if !record.is_live(now) {
+            return Applied::Gone;
+        }
+        if let Some(after) = self.limits.refuse(record.data(), change) {
+            return Applied::TooLarge(after);
+        }
+        change.apply_to(record);
+        if change.touch.is_none() {
+            if let Some(touch) = self.touch.due(&record.meta, now) {
+                touch.apply_to(&mut record.meta);
+            }
+        }
+        Applied::Done(record.meta.clone())
+    }
 }
 
-/// What [`SessionStore::write`](super::SessionStore::write) found.
+/// What [`WriteRules::apply`] (and so [`SessionStore::apply`](super::SessionStore::apply))
+/// found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Written {
+pub enum Applied {
     /// The change (and a due touch) is applied; here is the metadata afterwards.
     Done(Metadata),
     /// No live record under the key: nothing was written.

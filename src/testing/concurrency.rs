@@ -537,7 +537,7 @@ where
             }
         };
         for old in dead {
-            let stored = store.load(&key(old), now).await;
+            let stored = store.load(&key(old), None, now).await;
             let through_layer = send(svc, Some(old), Op::Read).await;
             if !matches!(stored, Ok(None)) || !through_layer.body.is_empty() {
                 shared.fail(format!(
@@ -549,7 +549,7 @@ where
         let Some(current) = &jar.current else {
             continue;
         };
-        let record = match store.load(&key(current), now).await {
+        let record = match store.load(&key(current), None, now).await {
             Ok(Some(record)) => record,
             other => {
                 shared.fail(format!(
@@ -588,7 +588,7 @@ where
     }
     let detached = std::mem::take(&mut *lock(&shared.detached));
     for (i, cookie, k, v) in detached {
-        match store.load(&key(&cookie), now).await {
+        match store.load(&key(&cookie), None, now).await {
             Ok(Some(record))
                 if record.data().len() == 1
                     && record.data().get(&k).and_then(|x| x.as_str()) == Some(v.as_str()) =>

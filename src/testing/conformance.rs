@@ -8,8 +8,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::to_millis;
 use crate::id::{SessionId, StorageKey};
+use crate::record::Metadata;
 use crate::record::{Change, Record, Touch};
-use crate::store::{Limits, Rotated, SessionStore, Totals, TouchRule, WriteRules, Written};
+use crate::store::{Applied, Limits, Rotated, SessionStore, Totals, TouchRule, WriteRules};
 
 fn now() -> OffsetDateTime {
     to_millis(OffsetDateTime::now_utc())
@@ -48,7 +49,82 @@ async fn load<S: SessionStore + ?Sized>(
     key: &StorageKey,
     now: OffsetDateTime,
 ) -> Option<Record> {
-    store.load(key, now).await.expect("load")
+    store.load(key, None, now).await.expect("load")
+}
+
+/// Rules that never refuse and never touch: the change alone applies.
+fn loose() -> WriteRules {
+    WriteRules::new(
+        Limits::new(usize::MAX, usize::MAX),
+        TouchRule::new(Duration::hours(1), Duration::hours(10), Duration::MAX),
+    )
+}
+
+type Result<T> = std::result::Result<T, crate::StoreError>;
+
+/// `apply` of a change alone: its metadata afterwards, or `None` if the record is gone.
+async fn update<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &StorageKey,
+    change: &Change,
+    now: OffsetDateTime,
+) -> Result<Option<Metadata>> {
+    Ok(match store.apply(key, change, &loose(), now).await? {
+        Applied::Done(meta) => Some(meta),
+        Applied::Gone => None,
+        other => panic!("apply within limits that cannot be passed answered {other:?}"),
+    })
+}
+
+/// `apply` of a change that only moves the idle deadline: whether the record was live.
+async fn touch<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &StorageKey,
+    seen: OffsetDateTime,
+    idle_deadline: OffsetDateTime,
+) -> Result<bool> {
+    let change = Change {
+        touch: Some(Touch {
+            seen,
+            idle_deadline,
+        }),
+        ..Change::default()
+    };
+    Ok(update(store, key, &change, seen).await?.is_some())
+}
+
+/// `rotate` of a change alone.
+async fn rotate<S: SessionStore + ?Sized>(
+    store: &S,
+    old: &StorageKey,
+    new: &StorageKey,
+    change: &Change,
+    now: OffsetDateTime,
+) -> Result<Rotated> {
+    store.rotate(old, new, change, &loose(), now).await
+}
+
+/// `rotate` within `limits`, never touching.
+async fn rotate_within<S: SessionStore + ?Sized>(
+    store: &S,
+    old: &StorageKey,
+    new: &StorageKey,
+    change: &Change,
+    limits: &Limits,
+    now: OffsetDateTime,
+) -> Result<Rotated> {
+    let rules = WriteRules::new(*limits, loose().touch);
+    store.rotate(old, new, change, &rules, now).await
+}
+
+/// `load` with the touch rule.
+async fn load_touching<S: SessionStore + ?Sized>(
+    store: &S,
+    key: &StorageKey,
+    now: OffsetDateTime,
+    rule: &TouchRule,
+) -> Result<Option<Record>> {
+    store.load(key, Some(rule), now).await
 }
 
 /// create, then load: the record comes back equal, metadata to the millisecond.
@@ -110,7 +186,7 @@ pub async fn expired_records_are_never_returned<S: SessionStore + ?Sized>(store:
 }
 
 /// update applies sets, removes and metadata, and returns the metadata afterwards.
-pub async fn update_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S) {
     let (t, k, u) = (now(), key(), user());
     let mut r = record(t);
     r.data_mut().insert("drop".into(), json!(1));
@@ -123,8 +199,7 @@ pub async fn update_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S
         seen: t + Duration::minutes(10),
         idle_deadline: t + Duration::minutes(70),
     });
-    let meta = store
-        .update(&k, &change, t + Duration::minutes(10))
+    let meta = update(store, &k, &change, t + Duration::minutes(10))
         .await
         .expect("update")
         .expect("update of a live record reported it gone");
@@ -144,8 +219,7 @@ pub async fn update_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S
     let mut clear = Change::default();
     clear.clear();
     clear.set("only", json!(true));
-    store
-        .update(&k, &clear, t)
+    update(store, &k, &clear, t)
         .await
         .expect("update")
         .expect("live");
@@ -154,10 +228,9 @@ pub async fn update_applies_a_per_key_change<S: SessionStore + ?Sized>(store: &S
 }
 
 /// update of a key that holds nothing returns `None` and creates nothing.
-pub async fn update_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
-    let result = store
-        .update(&k, &set("x", json!(1)), t)
+    let result = update(store, &k, &set("x", json!(1)), t)
         .await
         .expect("update");
     assert_eq!(result, None);
@@ -169,19 +242,17 @@ pub async fn update_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized
 }
 
 /// A save after a logout deleted the session leaves it deleted.
-pub async fn update_after_delete_does_not_resurrect<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_after_delete_does_not_resurrect<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     create(store, &k, &record(t)).await;
     store.delete(&k).await.expect("delete");
     assert_eq!(
-        store
-            .update(&k, &set("x", json!(1)), t)
+        update(store, &k, &set("x", json!(1)), t)
             .await
             .expect("update"),
         None
     );
-    assert!(!store
-        .touch(&k, t, t + Duration::hours(1))
+    assert!(!touch(store, &k, t, t + Duration::hours(1))
         .await
         .expect("touch"));
     assert_eq!(
@@ -192,7 +263,7 @@ pub async fn update_after_delete_does_not_resurrect<S: SessionStore + ?Sized>(st
 }
 
 /// update of an expired record writes nothing, and the record stays dead.
-pub async fn update_of_an_expired_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_of_an_expired_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     create(store, &k, &record(t)).await;
     let late = t + Duration::hours(1) + Duration::seconds(1);
@@ -201,9 +272,11 @@ pub async fn update_of_an_expired_session_writes_nothing<S: SessionStore + ?Size
         seen: late,
         idle_deadline: late + Duration::hours(1),
     });
-    assert_eq!(store.update(&k, &change, late).await.expect("update"), None);
-    assert!(!store
-        .touch(&k, late, late + Duration::hours(1))
+    assert_eq!(
+        update(store, &k, &change, late).await.expect("update"),
+        None
+    );
+    assert!(!touch(store, &k, late, late + Duration::hours(1))
         .await
         .expect("touch"));
     assert_eq!(
@@ -219,7 +292,7 @@ pub async fn concurrent_writes_of_different_keys_are_all_kept<S: SessionStore + 
     create(store, &k, &record(t)).await;
     let writes = (0..50).map(|i| {
         let change = set(&format!("k{i}"), json!(i));
-        async move { store.update(&k, &change, t).await }
+        async move { update(store, &k, &change, t).await }
     });
     for result in join_all(writes).await {
         assert!(result.expect("update").is_some());
@@ -239,12 +312,10 @@ pub async fn concurrent_writes_of_different_keys_are_all_kept<S: SessionStore + 
 pub async fn the_last_write_of_one_key_wins<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     create(store, &k, &record(t)).await;
-    store
-        .update(&k, &set("n", json!(1)), t)
+    update(store, &k, &set("n", json!(1)), t)
         .await
         .expect("update");
-    store
-        .update(&k, &set("n", json!(2)), t)
+    update(store, &k, &set("n", json!(2)), t)
         .await
         .expect("update");
     assert_eq!(
@@ -254,13 +325,12 @@ pub async fn the_last_write_of_one_key_wins<S: SessionStore + ?Sized>(store: &S)
 }
 
 /// touch moves `last_seen` and the idle deadline and keeps the data.
-pub async fn touch_moves_the_idle_deadline_only<S: SessionStore + ?Sized>(store: &S) {
+pub async fn a_touch_alone_moves_the_idle_deadline_only<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     let r = record(t);
     create(store, &k, &r).await;
     let seen = t + Duration::minutes(50);
-    assert!(store
-        .touch(&k, seen, seen + Duration::hours(1))
+    assert!(touch(store, &k, seen, seen + Duration::hours(1))
         .await
         .expect("touch"));
     // Alive past the original idle deadline.
@@ -270,24 +340,21 @@ pub async fn touch_moves_the_idle_deadline_only<S: SessionStore + ?Sized>(store:
     assert_eq!(loaded.meta.idle_deadline, seen + Duration::hours(1));
     assert_eq!(loaded.meta.last_seen, seen);
     assert_eq!(loaded.data(), r.data());
-    assert!(!store
-        .touch(&key(), t, t + Duration::hours(1))
+    assert!(!touch(store, &key(), t, t + Duration::hours(1))
         .await
         .expect("touch"));
 }
 
 /// No touch moves the idle deadline past the absolute one.
-pub async fn touch_never_passes_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
+pub async fn no_touch_passes_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     create(store, &k, &record(t)).await;
     let seen = t + Duration::minutes(50);
-    assert!(store
-        .touch(&k, seen, seen + Duration::hours(1))
+    assert!(touch(store, &k, seen, seen + Duration::hours(1))
         .await
         .expect("touch"));
     let seen = t + Duration::minutes(100);
-    assert!(store
-        .touch(&k, seen, seen + Duration::hours(1))
+    assert!(touch(store, &k, seen, seen + Duration::hours(1))
         .await
         .expect("touch"));
     let loaded = load(store, &k, seen).await.expect("live");
@@ -303,7 +370,7 @@ pub async fn rotate_moves_the_record_and_kills_the_old_key<S: SessionStore + ?Si
     create(store, &old, &r).await;
     let mut change = set("role", json!("admin"));
     change.user = Some(Some(u.clone()));
-    let meta = match store.rotate(&old, &new, &change, t).await.expect("rotate") {
+    let meta = match rotate(store, &old, &new, &change, t).await.expect("rotate") {
         Rotated::Done(meta) => meta,
         other => panic!("rotate of a live record gave {other:?}"),
     };
@@ -323,8 +390,7 @@ pub async fn rotate_moves_the_record_and_kills_the_old_key<S: SessionStore + ?Si
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].handle.storage_key(), new);
     assert_eq!(
-        store
-            .update(&old, &set("x", json!(1)), t)
+        update(store, &old, &set("x", json!(1)), t)
             .await
             .expect("update"),
         None
@@ -338,8 +404,7 @@ pub async fn rotate_keeps_the_owner_of_an_owned_session<S: SessionStore + ?Sized
     let mut r = record(t);
     r.meta.user = Some(u.clone());
     create(store, &old, &r).await;
-    let meta = match store
-        .rotate(&old, &new, &set("step", json!(2)), t)
+    let meta = match rotate(store, &old, &new, &set("step", json!(2)), t)
         .await
         .expect("rotate")
     {
@@ -356,8 +421,7 @@ pub async fn rotate_keeps_the_owner_of_an_owned_session<S: SessionStore + ?Sized
 /// rotate of a key holding nothing returns `Gone` and creates nothing.
 pub async fn rotate_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
     let (t, old, new) = (now(), key(), key());
-    let outcome = store
-        .rotate(&old, &new, &set("x", json!(1)), t)
+    let outcome = rotate(store, &old, &new, &set("x", json!(1)), t)
         .await
         .expect("rotate");
     assert_eq!(outcome, Rotated::Gone);
@@ -365,8 +429,7 @@ pub async fn rotate_of_a_missing_session_writes_nothing<S: SessionStore + ?Sized
     // An expired record is gone too.
     create(store, &old, &record(t)).await;
     let late = t + Duration::hours(3);
-    let outcome = store
-        .rotate(&old, &new, &Change::default(), late)
+    let outcome = rotate(store, &old, &new, &Change::default(), late)
         .await
         .expect("rotate");
     assert_eq!(outcome, Rotated::Gone);
@@ -385,8 +448,7 @@ pub async fn rotate_into_a_taken_key_changes_nothing<S: SessionStore + ?Sized>(s
     b.data_mut().insert("greeting".into(), json!("other"));
     create(store, &old, &a).await;
     create(store, &taken, &b).await;
-    let outcome = store
-        .rotate(&old, &taken, &set("x", json!(1)), t)
+    let outcome = rotate(store, &old, &taken, &set("x", json!(1)), t)
         .await
         .expect("rotate");
     assert_eq!(outcome, Rotated::Collision);
@@ -397,9 +459,7 @@ pub async fn rotate_into_a_taken_key_changes_nothing<S: SessionStore + ?Sized>(s
 /// rotate_within moves the record as rotate does when the change keeps to the limits, and
 /// refuses one that would pass them with `TooLarge` and the exact totals, changing nothing;
 /// a change that shrinks an oversized session is allowed, and a missing session is `Gone`.
-pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionStore + ?Sized>(
-    store: &S,
-) {
+pub async fn rotate_checks_the_limits_on_the_record_it_moves<S: SessionStore + ?Sized>(store: &S) {
     let (t, old, new) = (now(), key(), key());
     let r = record(t);
     create(store, &old, &r).await;
@@ -407,8 +467,7 @@ pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionSt
     let big = set("big", json!("x".repeat(100)));
     let after = Totals::after(r.data(), &big);
     let tight = Limits::new(after.bytes - 1, 100);
-    let outcome = store
-        .rotate_within(&old, &new, &big, &tight, t)
+    let outcome = rotate_within(store, &old, &new, &big, &tight, t)
         .await
         .expect("rotate_within");
     assert_eq!(outcome, Rotated::TooLarge(after));
@@ -424,17 +483,22 @@ pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionSt
     );
 
     // Too many keys, counted the same way.
-    let outcome = store
-        .rotate_within(&old, &new, &big, &Limits::new(1 << 16, stored.keys), t)
-        .await
-        .expect("rotate_within");
+    let outcome = rotate_within(
+        store,
+        &old,
+        &new,
+        &big,
+        &Limits::new(1 << 16, stored.keys),
+        t,
+    )
+    .await
+    .expect("rotate_within");
     assert_eq!(outcome, Rotated::TooLarge(after));
     assert_eq!(load(store, &old, t).await, Some(r.clone()));
 
     // Within the limits (exactly at them): moved, as rotate does.
     let exact = Limits::new(after.bytes, after.keys);
-    match store
-        .rotate_within(&old, &new, &big, &exact, t)
+    match rotate_within(store, &old, &new, &big, &exact, t)
         .await
         .expect("rotate_within")
     {
@@ -451,8 +515,7 @@ pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionSt
     let newer = key();
     let mut shrink = Change::default();
     shrink.remove("big");
-    let outcome = store
-        .rotate_within(&new, &newer, &shrink, &Limits::new(1, 1), t)
+    let outcome = rotate_within(store, &new, &newer, &shrink, &Limits::new(1, 1), t)
         .await
         .expect("rotate_within");
     assert!(matches!(outcome, Rotated::Done(_)), "{outcome:?}");
@@ -463,8 +526,7 @@ pub async fn rotate_within_checks_the_limits_on_the_record_it_moves<S: SessionSt
 
     // Nothing there: gone, nothing written.
     let (missing, target) = (key(), key());
-    let outcome = store
-        .rotate_within(&missing, &target, &big, &exact, t)
+    let outcome = rotate_within(store, &missing, &target, &big, &exact, t)
         .await
         .expect("rotate_within");
     assert_eq!(outcome, Rotated::Gone);
@@ -478,7 +540,7 @@ pub async fn concurrent_rotations_have_one_winner<S: SessionStore + ?Sized>(stor
     let news: Vec<StorageKey> = (0..20).map(|_| key()).collect();
     let rotations = news.iter().map(|new| {
         let change = Change::default();
-        async move { store.rotate(&old, new, &change, t).await }
+        async move { rotate(store, &old, new, &change, t).await }
     });
     let outcomes = join_all(rotations).await;
     let wins = outcomes
@@ -505,14 +567,13 @@ pub async fn updates_racing_a_rotation_never_revive_the_old_key<S: SessionStore 
     let updates = (0..40).map(|i| {
         let change = set(&format!("k{i}"), json!(i));
         async move {
-            store_ref
-                .update(&old, &change, t)
+            update(store_ref, &old, &change, t)
                 .await
                 .expect("update")
                 .is_some()
         }
     });
-    let rotation = async { store.rotate(&old, &new, &Change::default(), t).await };
+    let rotation = async { rotate(store, &old, &new, &Change::default(), t).await };
     let (landed, rotated) = tokio::join!(join_all(updates), rotation);
     assert!(matches!(rotated.expect("rotate"), Rotated::Done(_)));
     assert_eq!(
@@ -573,8 +634,7 @@ pub async fn list_by_user_shows_only_live_sessions_of_that_user<S: SessionStore 
         user: Some(Some(alice.clone())),
         ..Change::default()
     };
-    store
-        .update(&late_joiner, &change, t)
+    update(store, &late_joiner, &change, t)
         .await
         .expect("update")
         .expect("live");
@@ -602,8 +662,7 @@ pub async fn list_by_user_shows_only_live_sessions_of_that_user<S: SessionStore 
         user: Some(None),
         ..Change::default()
     };
-    store
-        .update(&late_joiner, &change, t)
+    update(store, &late_joiner, &change, t)
         .await
         .expect("update")
         .expect("live");
@@ -717,8 +776,7 @@ pub async fn values_of_every_json_shape_round_trip<S: SessionStore + ?Sized>(sto
         "nested": {"a": [1, {"b": [true, false]}]},
     });
     let weird_key = "key with spaces, dots. and 'quotes' \u{e9}";
-    store
-        .update(&k, &set(weird_key, value.clone()), t)
+    update(store, &k, &set(weird_key, value.clone()), t)
         .await
         .expect("update")
         .expect("live");
@@ -745,27 +803,27 @@ async fn write<S: SessionStore + ?Sized>(
     change: &Change,
     rules: &WriteRules,
     now: OffsetDateTime,
-) -> Written {
-    store.write(key, change, rules, now).await.expect("write")
+) -> Applied {
+    store.apply(key, change, rules, now).await.expect("apply")
 }
 
 /// load_touching returns the live record; inside the touch step it writes nothing, past it
 /// it moves `last_seen` and the idle deadline (and returns them moved), data untouched.
-pub async fn load_touching_moves_a_due_idle_deadline_only<S: SessionStore + ?Sized>(store: &S) {
+pub async fn load_with_a_touch_rule_moves_a_due_idle_deadline_only<S: SessionStore + ?Sized>(
+    store: &S,
+) {
     let (t, k) = (now(), key());
     let r = record(t);
     create(store, &k, &r).await;
     let soon = t + Duration::seconds(30);
-    let loaded = store
-        .load_touching(&k, soon, &rule())
+    let loaded = load_touching(store, &k, soon, &rule())
         .await
         .expect("load_touching");
     assert_eq!(loaded, Some(r.clone()), "a touch inside the step was made");
     assert_eq!(load(store, &k, t).await, Some(r.clone()));
 
     let later = t + Duration::minutes(10);
-    let loaded = store
-        .load_touching(&k, later, &rule())
+    let loaded = load_touching(store, &k, later, &rule())
         .await
         .expect("load_touching")
         .expect("live");
@@ -780,17 +838,17 @@ pub async fn load_touching_moves_a_due_idle_deadline_only<S: SessionStore + ?Siz
 
 /// load_touching uses the record's own persistence flag and never passes the absolute
 /// deadline.
-pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + ?Sized>(store: &S) {
+pub async fn load_with_a_touch_rule_is_capped_at_the_absolute_deadline<S: SessionStore + ?Sized>(
+    store: &S,
+) {
     let (t, k, p) = (now(), key(), key());
     create(store, &k, &record(t)).await;
-    store
-        .load_touching(&k, t + Duration::minutes(50), &rule())
+    load_touching(store, &k, t + Duration::minutes(50), &rule())
         .await
         .expect("load_touching")
         .expect("live");
     let late = t + Duration::minutes(100);
-    let loaded = store
-        .load_touching(&k, late, &rule())
+    let loaded = load_touching(store, &k, late, &rule())
         .await
         .expect("load_touching")
         .expect("live");
@@ -805,8 +863,7 @@ pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + 
     persistent.meta.persistent = true;
     create(store, &p, &persistent).await;
     let soon = t + Duration::minutes(10);
-    let loaded = store
-        .load_touching(&p, soon, &rule())
+    let loaded = load_touching(store, &p, soon, &rule())
         .await
         .expect("load_touching")
         .expect("live");
@@ -818,15 +875,14 @@ pub async fn load_touching_is_capped_at_the_absolute_deadline<S: SessionStore + 
 }
 
 /// load_touching of a missing or expired record is `None` and writes nothing.
-pub async fn load_touching_of_a_dead_session_is_none_and_writes_nothing<
+pub async fn load_with_a_touch_rule_of_a_dead_session_is_none_and_writes_nothing<
     S: SessionStore + ?Sized,
 >(
     store: &S,
 ) {
     let (t, k) = (now(), key());
     assert_eq!(
-        store
-            .load_touching(&k, t, &rule())
+        load_touching(store, &k, t, &rule())
             .await
             .expect("load_touching"),
         None
@@ -840,8 +896,7 @@ pub async fn load_touching_of_a_dead_session_is_none_and_writes_nothing<
     create(store, &k, &r).await;
     let late = t + Duration::hours(1) + Duration::seconds(1);
     assert_eq!(
-        store
-            .load_touching(&k, late, &rule())
+        load_touching(store, &k, late, &rule())
             .await
             .expect("load_touching"),
         None,
@@ -881,20 +936,20 @@ async fn expired_and_untouched<S: SessionStore + ?Sized>(
 
 /// write applies the change like update, and the touch only when due; a change's own touch
 /// or persistence flag counts.
-pub async fn write_applies_a_change_and_a_due_touch<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_makes_a_due_touch_with_the_change<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     let r = record(t);
     create(store, &k, &r).await;
     let wide = rules(64 * 1024, 1024);
     let soon = t + Duration::seconds(30);
-    let Written::Done(meta) = write(store, &k, &set("a", json!(1)), &wide, soon).await else {
+    let Applied::Done(meta) = write(store, &k, &set("a", json!(1)), &wide, soon).await else {
         panic!("write of a live record did not apply");
     };
     assert_eq!(meta, r.meta, "a touch inside the step was made");
     let later = t + Duration::minutes(10);
     let mut change = set("b", json!([2]));
     change.remove("greeting");
-    let Written::Done(meta) = write(store, &k, &change, &wide, later).await else {
+    let Applied::Done(meta) = write(store, &k, &change, &wide, later).await else {
         panic!("write of a live record did not apply");
     };
     assert_eq!(meta.last_seen, later, "a due touch was not made");
@@ -911,7 +966,7 @@ pub async fn write_applies_a_change_and_a_due_touch<S: SessionStore + ?Sized>(st
         ..Change::default()
     };
     let at = t + Duration::minutes(20);
-    let Written::Done(meta) = write(store, &k, &change, &wide, at).await else {
+    let Applied::Done(meta) = write(store, &k, &change, &wide, at).await else {
         panic!("write of a live record did not apply");
     };
     assert!(meta.persistent);
@@ -922,7 +977,7 @@ pub async fn write_applies_a_change_and_a_due_touch<S: SessionStore + ?Sized>(st
         seen: at,
         idle_deadline: at + Duration::minutes(5),
     });
-    let Written::Done(meta) = write(store, &k, &change, &wide, at).await else {
+    let Applied::Done(meta) = write(store, &k, &change, &wide, at).await else {
         panic!("write of a live record did not apply");
     };
     assert_eq!(meta.idle_deadline, at + Duration::minutes(5));
@@ -930,14 +985,14 @@ pub async fn write_applies_a_change_and_a_due_touch<S: SessionStore + ?Sized>(st
 
 /// write of a missing, deleted or expired record is `Gone` and writes nothing: never an
 /// upsert, never a resurrection.
-pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore + ?Sized>(
+pub async fn apply_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore + ?Sized>(
     store: &S,
 ) {
     let (t, k) = (now(), key());
     let wide = rules(64 * 1024, 1024);
     assert_eq!(
         write(store, &k, &set("x", json!(1)), &wide, t).await,
-        Written::Gone
+        Applied::Gone
     );
     assert_eq!(load(store, &k, t).await, None, "write created a record");
 
@@ -945,7 +1000,7 @@ pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore 
     store.delete(&k).await.expect("delete");
     assert_eq!(
         write(store, &k, &set("x", json!(1)), &wide, t).await,
-        Written::Gone
+        Applied::Gone
     );
     assert_eq!(
         load(store, &k, t).await,
@@ -958,7 +1013,7 @@ pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore 
     let late = t + Duration::hours(1) + Duration::seconds(1);
     assert_eq!(
         write(store, &k, &set("x", json!(1)), &wide, late).await,
-        Written::Gone
+        Applied::Gone
     );
     expired_and_untouched(
         store,
@@ -973,7 +1028,7 @@ pub async fn write_of_a_dead_session_is_gone_and_writes_nothing<S: SessionStore 
 /// write refuses, writing nothing (not even the touch), a change that would pass the
 /// limits, counted exactly as [`Limits`] says; one that stays within them, or shrinks a
 /// session already past them, applies.
-pub async fn write_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
+pub async fn apply_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(store: &S) {
     let (t, k) = (now(), key());
     let r = record(t);
     create(store, &k, &r).await;
@@ -986,7 +1041,7 @@ pub async fn write_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(stor
     for limits in [rules(exact.bytes - 1, 3), rules(exact.bytes, 2)] {
         assert_eq!(
             write(store, &k, &change, &limits, due).await,
-            Written::TooLarge(exact)
+            Applied::TooLarge(exact)
         );
         assert_eq!(
             load(store, &k, t).await,
@@ -998,7 +1053,7 @@ pub async fn write_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(stor
     let at_limit = rules(exact.bytes, 3);
     assert!(matches!(
         write(store, &k, &change, &at_limit, due).await,
-        Written::Done(_)
+        Applied::Done(_)
     ));
     let stored = load(store, &k, due).await.expect("live");
     assert_eq!(Totals::of(stored.data()), exact);
@@ -1008,12 +1063,12 @@ pub async fn write_past_the_limits_writes_nothing<S: SessionStore + ?Sized>(stor
     shrink.remove("b");
     assert!(matches!(
         write(store, &k, &shrink, &lowered, due).await,
-        Written::Done(_)
+        Applied::Done(_)
     ));
     let grow = set("c", json!(1));
     assert!(matches!(
         write(store, &k, &grow, &lowered, due).await,
-        Written::TooLarge(_)
+        Applied::TooLarge(_)
     ));
     let stored = load(store, &k, due).await.expect("live");
     assert_eq!(stored.data().len(), 2);
@@ -1030,10 +1085,10 @@ pub async fn concurrent_blind_writes_of_different_keys_are_all_kept<S: SessionSt
     let writes = (0..50).map(|i| {
         let change = set(&format!("k{i}"), json!(i));
         let wide = &wide;
-        async move { store.write(&k, &change, wide, t).await }
+        async move { store.apply(&k, &change, wide, t).await }
     });
     for result in join_all(writes).await {
-        assert!(matches!(result.expect("write"), Written::Done(_)));
+        assert!(matches!(result.expect("write"), Applied::Done(_)));
     }
     let loaded = load(store, &k, t).await.expect("live");
     for i in 0..50 {
@@ -1046,37 +1101,199 @@ pub async fn concurrent_blind_writes_of_different_keys_are_all_kept<S: SessionSt
     assert_eq!(loaded.data().get("greeting"), Some(&json!("hello")));
 }
 
+/// A record at its key limit can have one of its keys replaced: the replaced value counts
+/// once, not twice.
+pub async fn a_session_at_its_key_limit_can_replace_a_key<S: SessionStore + ?Sized>(store: &S) {
+    let (t, k) = (now(), key());
+    let r = record(t);
+    create(store, &k, &r).await;
+    let mut second = set("second", json!(2));
+    second.set("greeting", json!("hi"));
+    let at_limit = rules(64 * 1024, 2);
+    assert!(matches!(
+        write(store, &k, &second, &at_limit, t).await,
+        Applied::Done(_)
+    ));
+    assert!(
+        matches!(
+            write(store, &k, &set("second", json!(3)), &at_limit, t).await,
+            Applied::Done(_)
+        ),
+        "replacing a key of a session at its key limit was refused"
+    );
+    assert!(
+        matches!(
+            write(store, &k, &set("third", json!(3)), &at_limit, t).await,
+            Applied::TooLarge(_)
+        ),
+        "a third key passed a limit of two"
+    );
+    let stored = load(store, &k, t).await.expect("live");
+    assert_eq!(stored.data().get("second"), Some(&json!(3)));
+    assert_eq!(stored.data().len(), 2);
+}
+
+/// rotate makes a due touch with the change, as apply does, and none inside the step.
+pub async fn rotate_makes_a_due_touch<S: SessionStore + ?Sized>(store: &S) {
+    let (t, old, new, newer) = (now(), key(), key(), key());
+    let r = record(t);
+    create(store, &old, &r).await;
+    let wide = rules(64 * 1024, 1024);
+    let soon = t + Duration::seconds(30);
+    let Rotated::Done(meta) = store
+        .rotate(&old, &new, &Change::default(), &wide, soon)
+        .await
+        .expect("rotate")
+    else {
+        panic!("rotate of a live record did not move it");
+    };
+    assert_eq!(
+        meta.idle_deadline, r.meta.idle_deadline,
+        "a touch inside the step was made"
+    );
+    let later = t + Duration::minutes(10);
+    let Rotated::Done(meta) = store
+        .rotate(&new, &newer, &Change::default(), &wide, later)
+        .await
+        .expect("rotate")
+    else {
+        panic!("rotate of a live record did not move it");
+    };
+    assert_eq!(meta.last_seen, later, "a due touch was not made");
+    assert_eq!(meta.idle_deadline, later + Duration::hours(1));
+    assert_eq!(load(store, &newer, later).await.expect("live").meta, meta);
+    assert_eq!(
+        meta.absolute_deadline, r.meta.absolute_deadline,
+        "rotation moved the absolute deadline"
+    );
+}
+
+/// delete_owned removes a session of its owner and says so; it leaves another user's
+/// session, an ownerless one and a missing one alone and says it ended nothing.
+pub async fn delete_owned_ends_only_a_session_of_that_user<S: SessionStore + ?Sized>(store: &S) {
+    let (t, mine, theirs, nobodys) = (now(), key(), key(), key());
+    let (me, them) = (user(), user());
+    for (k, owner) in [(&mine, Some(&me)), (&theirs, Some(&them)), (&nobodys, None)] {
+        let mut r = record(t);
+        r.meta.user = owner.cloned();
+        create(store, k, &r).await;
+    }
+    for k in [&theirs, &nobodys, &key()] {
+        assert!(
+            !store.delete_owned(k, &me, t).await.expect("delete_owned"),
+            "delete_owned reported ending a session that is not the user's"
+        );
+        if k != &nobodys && k != &theirs {
+            continue;
+        }
+        assert!(
+            load(store, k, t).await.is_some(),
+            "delete_owned ended another user's session"
+        );
+    }
+    assert!(store
+        .delete_owned(&mine, &me, t)
+        .await
+        .expect("delete_owned"));
+    assert_eq!(load(store, &mine, t).await, None);
+    assert!(
+        !store
+            .delete_owned(&mine, &me, t)
+            .await
+            .expect("delete_owned"),
+        "a second delete_owned reported ending it again"
+    );
+    let listed = store.list_by_user(&me, t).await.expect("list");
+    assert!(listed.is_empty(), "a deleted session is still listed");
+}
+
+/// "Sign out everywhere else" racing rotations of another session of the same user: after
+/// the revocation returns, that session is dead under every key it was moved to.
+pub async fn revocation_racing_rotations_leaves_no_survivor<S: SessionStore + ?Sized>(store: &S) {
+    let wide = rules(64 * 1024, 1024);
+    for round in 0..20 {
+        let (t, keeper, start) = (now(), key(), key());
+        let me = user();
+        for k in [&keeper, &start] {
+            let mut r = record(t);
+            r.meta.user = Some(me.clone());
+            create(store, k, &r).await;
+        }
+        let rotations = async {
+            let mut current = start;
+            for _ in 0..8 {
+                let next = key();
+                match store
+                    .rotate(&current, &next, &Change::default(), &wide, t)
+                    .await
+                    .expect("rotate")
+                {
+                    Rotated::Done(_) => current = next,
+                    _ => break,
+                }
+            }
+            current
+        };
+        let revocation = async {
+            // Let the rotations start first in some rounds and not in others.
+            for _ in 0..round % 4 {
+                tokio::task::yield_now().await;
+            }
+            store
+                .delete_by_user(&me, Some(&keeper), t)
+                .await
+                .expect("delete_by_user")
+        };
+        let (last, _) = race(rotations, revocation).await;
+        assert_eq!(
+            load(store, &last, t).await,
+            None,
+            "round {round}: a session rotated during its user's revocation survived it"
+        );
+        let listed = store.list_by_user(&me, t).await.expect("list");
+        assert_eq!(
+            listed.len(),
+            1,
+            "round {round}: the revocation left {listed:?}"
+        );
+        assert!(
+            load(store, &keeper, t).await.is_some(),
+            "the kept session was revoked"
+        );
+    }
+}
+
+/// Runs `a` and `b` at the same time: on threads of their own where the runtime has
+/// several (so an in-process store, whose calls never wait, really races), else interleaved
+/// at their waits.
+async fn race<A, B>(a: A, b: B) -> (A::Output, B::Output)
+where
+    A: std::future::Future + Send,
+    B: std::future::Future + Send,
+    A::Output: Send,
+    B::Output: Send,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let handle = Handle::current();
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+        return tokio::join!(a, b);
+    }
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| handle.block_on(a));
+            let b = scope.spawn(|| handle.block_on(b));
+            (
+                a.join().expect("the first racer panicked"),
+                b.join().expect("the second racer panicked"),
+            )
+        })
+    })
+}
+
 /// Runs every case in turn against `store`.
 pub async fn run_all<S: SessionStore + ?Sized>(store: &S) {
-    create_then_load_round_trips(store).await;
-    create_never_overwrites(store).await;
-    unknown_keys_load_nothing(store).await;
-    expired_records_are_never_returned(store).await;
-    update_applies_a_per_key_change(store).await;
-    update_of_a_missing_session_writes_nothing(store).await;
-    update_after_delete_does_not_resurrect(store).await;
-    update_of_an_expired_session_writes_nothing(store).await;
-    concurrent_writes_of_different_keys_are_all_kept(store).await;
-    the_last_write_of_one_key_wins(store).await;
-    touch_moves_the_idle_deadline_only(store).await;
-    touch_never_passes_the_absolute_deadline(store).await;
-    rotate_moves_the_record_and_kills_the_old_key(store).await;
-    rotate_keeps_the_owner_of_an_owned_session(store).await;
-    rotate_of_a_missing_session_writes_nothing(store).await;
-    rotate_into_a_taken_key_changes_nothing(store).await;
-    rotate_within_checks_the_limits_on_the_record_it_moves(store).await;
-    concurrent_rotations_have_one_winner(store).await;
-    updates_racing_a_rotation_never_revive_the_old_key(store).await;
-    delete_removes_and_tolerates_absence(store).await;
-    list_by_user_shows_only_live_sessions_of_that_user(store).await;
-    delete_by_user_spares_the_exception_and_other_users(store).await;
-    delete_expired_never_removes_live_sessions(store).await;
-    values_of_every_json_shape_round_trip(store).await;
-    load_touching_moves_a_due_idle_deadline_only(store).await;
-    load_touching_is_capped_at_the_absolute_deadline(store).await;
-    load_touching_of_a_dead_session_is_none_and_writes_nothing(store).await;
-    write_applies_a_change_and_a_due_touch(store).await;
-    write_of_a_dead_session_is_gone_and_writes_nothing(store).await;
-    write_past_the_limits_writes_nothing(store).await;
-    concurrent_blind_writes_of_different_keys_are_all_kept(store).await;
+    macro_rules! run {
+        ($($case:ident),*) => {$( $case(store).await; )*};
+    }
+    crate::for_each_conformance_case!(run);
 }

@@ -34,6 +34,11 @@ use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::id::StorageKey;
+use crate::record::{Change, Record};
+use crate::store::{
+    Applied, Rotated, SessionInfo, SessionStore, StoreFuture, TouchRule, WriteRules,
+};
 
 /// A clock that stands still until a test moves it. Clones share one time.
 ///
@@ -117,41 +122,9 @@ pub fn in_ci() -> bool {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:path) => {
-        $crate::store_conformance_tests!(@cases $make;
-            create_then_load_round_trips,
-            create_never_overwrites,
-            unknown_keys_load_nothing,
-            expired_records_are_never_returned,
-            update_applies_a_per_key_change,
-            update_of_a_missing_session_writes_nothing,
-            update_after_delete_does_not_resurrect,
-            update_of_an_expired_session_writes_nothing,
-            concurrent_writes_of_different_keys_are_all_kept,
-            the_last_write_of_one_key_wins,
-            touch_moves_the_idle_deadline_only,
-            touch_never_passes_the_absolute_deadline,
-            rotate_moves_the_record_and_kills_the_old_key,
-            rotate_keeps_the_owner_of_an_owned_session,
-            rotate_of_a_missing_session_writes_nothing,
-            rotate_into_a_taken_key_changes_nothing,
-            rotate_within_checks_the_limits_on_the_record_it_moves,
-            concurrent_rotations_have_one_winner,
-            updates_racing_a_rotation_never_revive_the_old_key,
-            delete_removes_and_tolerates_absence,
-            list_by_user_shows_only_live_sessions_of_that_user,
-            delete_by_user_spares_the_exception_and_other_users,
-            delete_expired_never_removes_live_sessions,
-            values_of_every_json_shape_round_trip,
-            load_touching_moves_a_due_idle_deadline_only,
-            load_touching_is_capped_at_the_absolute_deadline,
-            load_touching_of_a_dead_session_is_none_and_writes_nothing,
-            write_applies_a_change_and_a_due_touch,
-            write_of_a_dead_session_is_gone_and_writes_nothing,
-            write_past_the_limits_writes_nothing,
-            concurrent_blind_writes_of_different_keys_are_all_kept
-        );
+        $crate::for_each_conformance_case!($crate::store_conformance_tests, @test $make);
     };
-    (@cases $make:path; $($case:ident),* $(,)?) => {
+    (@test $make:path; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
@@ -163,6 +136,53 @@ macro_rules! store_conformance_tests {
                 });
             }
         )*
+    };
+}
+
+/// Calls `$callback!($($args)*; case, case, ...)` with every case of
+/// [`conformance`]: the one list of the contract's cases, which
+/// [`store_conformance_tests!`](crate::store_conformance_tests) and
+/// [`conformance::run_all`] expand.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_conformance_case {
+    ($callback:path $(, $($args:tt)*)?) => {
+        $callback!($($($args)*;)?
+            create_then_load_round_trips,
+            create_never_overwrites,
+            unknown_keys_load_nothing,
+            expired_records_are_never_returned,
+            apply_applies_a_per_key_change,
+            apply_of_a_missing_session_writes_nothing,
+            apply_after_delete_does_not_resurrect,
+            apply_of_an_expired_session_writes_nothing,
+            concurrent_writes_of_different_keys_are_all_kept,
+            the_last_write_of_one_key_wins,
+            a_touch_alone_moves_the_idle_deadline_only,
+            no_touch_passes_the_absolute_deadline,
+            rotate_moves_the_record_and_kills_the_old_key,
+            rotate_keeps_the_owner_of_an_owned_session,
+            rotate_of_a_missing_session_writes_nothing,
+            rotate_into_a_taken_key_changes_nothing,
+            rotate_checks_the_limits_on_the_record_it_moves,
+            concurrent_rotations_have_one_winner,
+            updates_racing_a_rotation_never_revive_the_old_key,
+            delete_removes_and_tolerates_absence,
+            list_by_user_shows_only_live_sessions_of_that_user,
+            delete_by_user_spares_the_exception_and_other_users,
+            delete_expired_never_removes_live_sessions,
+            values_of_every_json_shape_round_trip,
+            load_with_a_touch_rule_moves_a_due_idle_deadline_only,
+            load_with_a_touch_rule_is_capped_at_the_absolute_deadline,
+            apply_makes_a_due_touch_with_the_change,
+            apply_of_a_dead_session_is_gone_and_writes_nothing,
+            apply_past_the_limits_writes_nothing,
+            concurrent_blind_writes_of_different_keys_are_all_kept,
+            a_session_at_its_key_limit_can_replace_a_key,
+            rotate_makes_a_due_touch,
+            delete_owned_ends_only_a_session_of_that_user,
+            revocation_racing_rotations_leaves_no_survivor
+        );
     };
 }
 
@@ -210,111 +230,73 @@ impl<S> CountingStore<S> {
     }
 }
 
-#[async_trait::async_trait]
-impl<S: crate::SessionStore> crate::SessionStore for CountingStore<S> {
-    async fn create(
-        &self,
-        key: &crate::id::StorageKey,
-        record: &crate::record::Record,
-    ) -> Result<bool, crate::StoreError> {
+impl<S: SessionStore> SessionStore for CountingStore<S> {
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
         self.count();
-        self.inner.create(key, record).await
+        self.inner.create(key, record)
     }
-    async fn load(
-        &self,
-        key: &crate::id::StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<crate::record::Record>, crate::StoreError> {
+    ) -> StoreFuture<'a, Option<Record>> {
         self.count();
-        self.inner.load(key, now).await
+        self.inner.load(key, touch, now)
     }
-    async fn update(
-        &self,
-        key: &crate::id::StorageKey,
-        change: &crate::record::Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<crate::record::Metadata>, crate::StoreError> {
+    ) -> StoreFuture<'a, Applied> {
         self.count();
-        self.inner.update(key, change, now).await
+        self.inner.apply(key, change, rules, now)
     }
-    async fn touch(
-        &self,
-        key: &crate::id::StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, crate::StoreError> {
-        self.count();
-        self.inner.touch(key, seen, idle_deadline).await
-    }
-    async fn rotate(
-        &self,
-        old: &crate::id::StorageKey,
-        new: &crate::id::StorageKey,
-        change: &crate::record::Change,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<crate::store::Rotated, crate::StoreError> {
+    ) -> StoreFuture<'a, Rotated> {
         self.count();
-        self.inner.rotate(old, new, change, now).await
+        self.inner.rotate(old, new, change, rules, now)
     }
-    async fn delete(&self, key: &crate::id::StorageKey) -> Result<(), crate::StoreError> {
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
         self.count();
-        self.inner.delete(key).await
+        self.inner.delete(key)
     }
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<crate::store::SessionInfo>, crate::StoreError> {
+    ) -> StoreFuture<'a, bool> {
         self.count();
-        self.inner.list_by_user(user, now).await
+        self.inner.delete_owned(key, user, now)
     }
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&crate::id::StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<u64, crate::StoreError> {
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
         self.count();
-        self.inner.delete_by_user(user, except, now).await
+        self.inner.list_by_user(user, now)
     }
-    async fn delete_expired(
-        &self,
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
         now: OffsetDateTime,
-        batch: usize,
-    ) -> Result<u64, crate::StoreError> {
+    ) -> StoreFuture<'a, u64> {
         self.count();
-        self.inner.delete_expired(now, batch).await
+        self.inner.delete_by_user(user, except, now)
     }
-    async fn load_touching(
-        &self,
-        key: &crate::id::StorageKey,
-        now: OffsetDateTime,
-        rule: &crate::store::TouchRule,
-    ) -> Result<Option<crate::record::Record>, crate::StoreError> {
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
         self.count();
-        self.inner.load_touching(key, now, rule).await
-    }
-    async fn write(
-        &self,
-        key: &crate::id::StorageKey,
-        change: &crate::record::Change,
-        rules: &crate::store::WriteRules,
-        now: OffsetDateTime,
-    ) -> Result<crate::store::Written, crate::StoreError> {
-        self.count();
-        self.inner.write(key, change, rules, now).await
-    }
-    async fn rotate_within(
-        &self,
-        old: &crate::id::StorageKey,
-        new: &crate::id::StorageKey,
-        change: &crate::record::Change,
-        limits: &crate::store::Limits,
-        now: OffsetDateTime,
-    ) -> Result<crate::store::Rotated, crate::StoreError> {
-        self.count();
-        self.inner
-            .rotate_within(old, new, change, limits, now)
-            .await
+        self.inner.delete_expired(now, batch)
     }
 }

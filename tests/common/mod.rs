@@ -6,15 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use session_layer::id::{SessionHandle, StorageKey};
-use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo};
+use session_layer::record::{Change, Record};
+use session_layer::store::{Applied, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules};
 use session_layer::testing::MockClock;
 use session_layer::{
     MemoryStore, Session, SessionError, SessionLayer, SessionLayerBuilder, SessionStore,
@@ -29,8 +28,7 @@ use tower::ServiceExt;
 pub struct Counts {
     pub create: AtomicUsize,
     pub load: AtomicUsize,
-    pub update: AtomicUsize,
-    pub touch: AtomicUsize,
+    pub apply: AtomicUsize,
     pub rotate: AtomicUsize,
     pub delete: AtomicUsize,
     pub by_user: AtomicUsize,
@@ -44,26 +42,18 @@ impl Counts {
         self.load.load(Ordering::SeqCst) + self.by_user.load(Ordering::SeqCst)
     }
     pub fn writes(&self) -> usize {
-        [
-            &self.create,
-            &self.update,
-            &self.touch,
-            &self.rotate,
-            &self.delete,
-        ]
-        .iter()
-        .map(|c| c.load(Ordering::SeqCst))
-        .sum()
+        [&self.create, &self.apply, &self.rotate, &self.delete]
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum()
     }
     pub fn get(c: &AtomicUsize) -> usize {
         c.load(Ordering::SeqCst)
     }
 }
 
-/// A `MemoryStore` that counts calls and fails every call while `down` is set. It keeps
-/// the trait's default `load_touching`, `write` and `rotate_within`, so they count as the
-/// primitive calls (load, touch, update, rotate) they are built from. Like the store it
-/// wraps, it says it never waits; while `waits` is set, every call waits once anyway.
+/// A `MemoryStore` that counts calls and fails every call while `down` is set. Its calls
+/// answer at once, as the store it wraps does; while `waits` is set, every call waits once.
 #[derive(Debug, Clone, Default)]
 pub struct Instrumented {
     pub inner: MemoryStore,
@@ -73,90 +63,109 @@ pub struct Instrumented {
 }
 
 impl Instrumented {
-    async fn check(&self, c: &AtomicUsize) -> Result<(), StoreError> {
-        if self.waits.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
-        c.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "test backend is down",
-            ))
-        } else {
-            Ok(())
-        }
-    }
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
+
+    /// Counts the call on `c`, then answers with `call` unless the backend is down.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        c: &'a AtomicUsize,
+        call: impl FnOnce() -> StoreFuture<'a, T> + Send + 'a,
+    ) -> StoreFuture<'a, T> {
+        let answer = move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                StoreFuture::ready(Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    "test backend is down",
+                )))
+            } else {
+                call()
+            }
+        };
+        if self.waits.load(Ordering::SeqCst) {
+            StoreFuture::boxed(async move {
+                tokio::task::yield_now().await;
+                answer().await
+            })
+        } else {
+            answer()
+        }
+    }
 }
 
-#[async_trait]
 impl SessionStore for Instrumented {
-    fn never_waits(&self) -> bool {
-        self.inner.never_waits()
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        self.call(&self.counts.create, || self.inner.create(key, record))
     }
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.check(&self.counts.create).await?;
-        self.inner.create(key, record).await
-    }
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        self.check(&self.counts.load).await?;
-        self.inner.load(key, now).await
+    ) -> StoreFuture<'a, Option<Record>> {
+        self.call(&self.counts.load, move || self.inner.load(key, touch, now))
     }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        self.check(&self.counts.update).await?;
-        self.inner.update(key, change, now).await
+    ) -> StoreFuture<'a, Applied> {
+        self.call(&self.counts.apply, move || {
+            self.inner.apply(key, change, rules, now)
+        })
     }
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.check(&self.counts.touch).await?;
-        self.inner.touch(key, seen, idle).await
-    }
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.check(&self.counts.rotate).await?;
-        self.inner.rotate(old, new, change, now).await
+    ) -> StoreFuture<'a, Rotated> {
+        self.call(&self.counts.rotate, move || {
+            self.inner.rotate(old, new, change, rules, now)
+        })
     }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.check(&self.counts.delete).await?;
-        self.inner.delete(key).await
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        self.call(&self.counts.delete, || self.inner.delete(key))
     }
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.check(&self.counts.by_user).await?;
-        self.inner.list_by_user(user, now).await
+    ) -> StoreFuture<'a, bool> {
+        self.call(&self.counts.by_user, move || {
+            self.inner.delete_owned(key, user, now)
+        })
     }
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.check(&self.counts.by_user).await?;
-        self.inner.delete_by_user(user, except, now).await
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        self.call(&self.counts.by_user, move || {
+            self.inner.list_by_user(user, now)
+        })
+    }
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        self.call(&self.counts.by_user, move || {
+            self.inner.delete_by_user(user, except, now)
+        })
+    }
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        self.call(&self.counts.delete, move || {
+            self.inner.delete_expired(now, batch)
+        })
     }
 }
 

@@ -24,17 +24,20 @@ pub struct Statements {
     pub create: String,
     /// The live session under a key: `$1` key, `$2` now.
     pub load: String,
-    /// Applies a change to a live session in one statement: `$1` key, `$2` now, `$3` whether
-    /// the data changes, `$4` clear, `$5` keys removed, `$6` keys set (an object), `$7` last
-    /// seen, `$8` idle deadline, `$9` persistent, `$10` whether the user changes, `$11` user.
-    pub update: String,
     /// Moves the idle deadline of a live session: `$1` key, `$2` seen (also "now"),
     /// `$3` idle deadline.
     pub touch: String,
-    /// [`update`](Self::update) that also moves the session to the key `$12`.
-    pub rotate: String,
+    /// The session under a key, locked until the transaction ends: `$1` key.
+    pub lock: String,
+    /// Writes a session read with [`lock`](Self::lock) back, changed, under the key `$7`
+    /// (the same key, or a new one for a rotation, which a taken key refuses with a unique
+    /// violation): `$1` key, `$2` data, `$3` last seen, `$4` idle deadline, `$5` persistent,
+    /// `$6` user.
+    pub write: String,
     /// Removes a session: `$1` key.
     pub delete: String,
+    /// Removes a session if `$2` owns it, answering whether it was live at `$3`: `$1` key.
+    pub delete_owned: String,
     /// A user's live sessions (uses the `<table>_user_id_idx` index): `$1` user, `$2` now.
     pub list_by_user: String,
     /// Deletes a user's sessions but one, counting the live ones (uses the
@@ -56,18 +59,6 @@ const META_COLUMNS: &str =
 impl Statements {
     pub(crate) fn new(schema: &str, table: &str) -> Self {
         let t = qualified(schema, table);
-        // Per-key changes happen inside PostgreSQL: `-` drops the removed keys and `||`
-        // overwrites the set ones, on the row version the UPDATE locked, so two requests
-        // writing different keys of one session both keep their write. The data is only
-        // rebuilt when the change touches it.
-        let set_clause = "data = CASE WHEN $3 \
-                 THEN (CASE WHEN $4 THEN '{}'::jsonb ELSE data END - $5::text[]) || $6::jsonb \
-                 ELSE data END, \
-             last_seen = COALESCE($7::timestamptz, last_seen), \
-             idle_deadline = CASE WHEN $8::timestamptz IS NULL THEN idle_deadline \
-                 ELSE LEAST($8::timestamptz, absolute_deadline) END, \
-             persistent = COALESCE($9::boolean, persistent), \
-             user_id = CASE WHEN $10 THEN $11::text ELSE user_id END";
         Self {
             create: format!(
                 "INSERT INTO {t} (key, user_id, created, last_seen, idle_deadline, \
@@ -77,21 +68,19 @@ impl Statements {
             load: format!(
                 "SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = $1 AND expires > $2"
             ),
-            update: format!(
-                "UPDATE {t} SET {set_clause} WHERE key = $1 AND expires > $2 \
-                 RETURNING {META_COLUMNS}"
-            ),
             touch: format!(
                 "UPDATE {t} SET last_seen = $2, idle_deadline = LEAST($3, absolute_deadline) \
                  WHERE key = $1 AND expires > $2"
             ),
-            // A taken `$12` raises a unique violation, which the store reports as a
-            // collision; the statement then changed nothing.
-            rotate: format!(
-                "UPDATE {t} SET key = $12, {set_clause} WHERE key = $1 AND expires > $2 \
-                 RETURNING {META_COLUMNS}"
+            lock: format!("SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = $1 FOR UPDATE"),
+            write: format!(
+                "UPDATE {t} SET key = $7, data = $2, last_seen = $3, idle_deadline = $4, \
+                 persistent = $5, user_id = $6 WHERE key = $1"
             ),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
+            delete_owned: format!(
+                "DELETE FROM {t} WHERE key = $1 AND user_id = $2 RETURNING expires > $3"
+            ),
             list_by_user: format!(
                 "SELECT key, {META_COLUMNS} FROM {t} WHERE user_id = $1 AND expires > $2"
             ),

@@ -5,11 +5,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{Map, Value};
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo};
+use session_layer::store::{Applied, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules};
 use session_layer::{SessionStore, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
@@ -207,56 +206,36 @@ fn decode_meta(row: &PgRow) -> Result<Metadata, sqlx::Error> {
     })
 }
 
-/// Binds a change to the parameters `$3`..`$11` that [`Statements::update`] and
-/// [`Statements::rotate`] share.
-fn bind_change<'q>(
-    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    change: &'q Change,
-    set: Map<String, Value>,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    let (user_changes, user) = match &change.user {
-        Some(user) => (true, user.as_deref()),
-        None => (false, None),
+/// Decodes a row of [`Statements::load`] or [`Statements::lock`].
+fn decode_record(row: &PgRow, what: &str) -> Result<Record, StoreError> {
+    let decode = || -> Result<_, sqlx::Error> {
+        let format: i16 = row.try_get("format")?;
+        let Json(data): Json<Map<String, Value>> = row.try_get("data")?;
+        Ok((format, data, decode_meta(row)?))
     };
-    query
-        .bind(change.touches_data())
-        .bind(change.clear)
-        .bind(&change.remove[..])
-        .bind(Json(set))
-        .bind(change.touch.map(|t| t.seen))
-        .bind(change.touch.map(|t| t.idle_deadline))
-        .bind(change.persistent)
-        .bind(user_changes)
-        .bind(user)
-}
-
-fn set_object(change: &Change) -> Map<String, Value> {
-    change.set.iter().cloned().collect()
-}
-
-#[async_trait]
-impl SessionStore for PostgresStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        const WHAT: &str = "creating a session";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let meta = &record.meta;
-        let query = sqlx::query(&self.inner.statements.create)
-            .bind(&key.as_bytes()[..])
-            .bind(meta.user.as_deref())
-            .bind(meta.created)
-            .bind(meta.last_seen)
-            .bind(meta.idle_deadline)
-            .bind(meta.absolute_deadline)
-            .bind(meta.persistent)
-            .bind(Json(record.data()));
-        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected() == 1)
+    let (format, data, meta) = decode().map_err(|e| from_sqlx(what, e))?;
+    if format != DATA_FORMAT {
+        return Err(corrupt(format!(
+            "a stored session has data format {format}, which this version does not read \
+             (it reads {DATA_FORMAT}); upgrade session-layer-postgres"
+        )));
     }
+    Ok(Record::from_parts(data, meta))
+}
 
-    async fn load(
+/// What a read-modify-write in one transaction decided.
+enum Step {
+    /// Write the changed record back under this key, then answer.
+    Write(Record, StorageKey),
+    /// Write nothing.
+    Stop,
+}
+
+impl PostgresStore {
+    async fn load_now(
         &self,
         key: &StorageKey,
+        touch: Option<&TouchRule>,
         now: OffsetDateTime,
     ) -> Result<Option<Record>, StoreError> {
         const WHAT: &str = "loading a session";
@@ -268,141 +247,230 @@ impl SessionStore for PostgresStore {
         let Some(row) = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await? else {
             return Ok(None);
         };
-        let decode = || -> Result<_, sqlx::Error> {
-            let format: i16 = row.try_get("format")?;
-            let Json(data): Json<Map<String, Value>> = row.try_get("data")?;
-            Ok((format, data, decode_meta(&row)?))
+        let mut record = decode_record(&row, WHAT)?;
+        let Some(due) = touch.and_then(|rule| rule.due(&record.meta, now)) else {
+            return Ok(Some(record));
         };
-        let (format, data, meta) = decode().map_err(|e| from_sqlx(WHAT, e))?;
-        if format != DATA_FORMAT {
-            return Err(corrupt(format!(
-                "a stored session has data format {format}, which this version does not read \
-                 (it reads {DATA_FORMAT}); upgrade session-layer-postgres"
-            )));
-        }
-        Ok(Some(Record::from_parts(data, meta)))
-    }
-
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        const WHAT: &str = "saving a session";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.update)
-            .bind(&key.as_bytes()[..])
-            .bind(now);
-        let query = bind_change(query, change, set_object(change));
-        let row = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?;
-        row.map(|row| decode_meta(&row))
-            .transpose()
-            .map_err(|e| from_sqlx(WHAT, e))
-    }
-
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        const WHAT: &str = "extending a session";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
+        // A touch is due at most once a step: the second statement is the exception.
         let query = sqlx::query(&self.inner.statements.touch)
             .bind(&key.as_bytes()[..])
-            .bind(seen)
-            .bind(idle_deadline);
+            .bind(due.seen)
+            .bind(due.idle_deadline);
         let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        const WHAT: &str = "rotating a session ID";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.rotate)
-            .bind(&old.as_bytes()[..])
-            .bind(now);
-        let query = bind_change(query, change, set_object(change)).bind(&new.as_bytes()[..]);
-        let row = match tokio::time::timeout_at(deadline, query.fetch_optional(&mut *conn)).await {
-            Err(_) => return Err(timeout(WHAT)),
-            Ok(Err(sqlx::Error::Database(e))) if e.is_unique_violation() => {
-                return Ok(Rotated::Collision)
-            }
-            Ok(result) => result.map_err(|e| from_sqlx(WHAT, e))?,
-        };
-        match row {
-            Some(row) => Ok(Rotated::Done(
-                decode_meta(&row).map_err(|e| from_sqlx(WHAT, e))?,
-            )),
-            None => Ok(Rotated::Gone),
+        if done.rows_affected() == 0 {
+            // Ended between the read and the touch.
+            return Ok(None);
         }
+        due.apply_to(&mut record.meta);
+        Ok(Some(record))
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        const WHAT: &str = "deleting a session";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
-        timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(())
-    }
-
-    async fn list_by_user(
+    /// Reads the record under `key` with its row locked, lets `decide` change it, and writes
+    /// what it decides, all in one transaction: concurrent writes of the session wait for
+    /// the lock, so each applies to what the one before left.
+    async fn read_modify_write<T>(
         &self,
-        user: &str,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        const WHAT: &str = "listing a user's sessions";
+        what: &'static str,
+        key: &StorageKey,
+        decide: impl FnOnce(Option<Record>) -> (Step, T),
+    ) -> Result<Result<T, Collided>, StoreError> {
         let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.list_by_user)
-            .bind(user)
-            .bind(now);
-        let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
-        rows.iter()
-            .map(|row| {
-                let key: Vec<u8> = row.try_get("key").map_err(|e| from_sqlx(WHAT, e))?;
-                let meta = decode_meta(row).map_err(|e| from_sqlx(WHAT, e))?;
-                Ok(SessionInfo::new(decode_key(&key)?, meta))
-            })
-            .collect()
+        let mut conn = self.conn(deadline, what).await?;
+        let mut tx = timed(deadline, what, sqlx::Connection::begin(&mut *conn)).await?;
+        let query = sqlx::query(&self.inner.statements.lock).bind(&key.as_bytes()[..]);
+        let row = timed(deadline, what, query.fetch_optional(&mut *tx)).await?;
+        let record = row.map(|row| decode_record(&row, what)).transpose()?;
+        let (step, answer) = decide(record);
+        if let Step::Write(record, to) = step {
+            let meta = &record.meta;
+            let query = sqlx::query(&self.inner.statements.write)
+                .bind(&key.as_bytes()[..])
+                .bind(Json(record.data()))
+                .bind(meta.last_seen)
+                .bind(meta.idle_deadline)
+                .bind(meta.persistent)
+                .bind(meta.user.as_deref())
+                .bind(&to.as_bytes()[..]);
+            match tokio::time::timeout_at(deadline, query.execute(&mut *tx)).await {
+                Err(_) => return Err(timeout(what)),
+                Ok(Err(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                    return Ok(Err(Collided));
+                }
+                Ok(result) => {
+                    result.map_err(|e| from_sqlx(what, e))?;
+                }
+            }
+        }
+        timed(deadline, what, tx.commit()).await?;
+        Ok(Ok(answer))
+    }
+}
+
+/// The new key of a rotation was taken; the transaction rolled back.
+struct Collided;
+
+impl SessionStore for PostgresStore {
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "creating a session";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            let meta = &record.meta;
+            let query = sqlx::query(&self.inner.statements.create)
+                .bind(&key.as_bytes()[..])
+                .bind(meta.user.as_deref())
+                .bind(meta.created)
+                .bind(meta.last_seen)
+                .bind(meta.idle_deadline)
+                .bind(meta.absolute_deadline)
+                .bind(meta.persistent)
+                .bind(Json(record.data()));
+            let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        const WHAT: &str = "deleting a user's sessions";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query_scalar::<_, i64>(&self.inner.statements.delete_by_user)
-            .bind(user)
-            .bind(except.map(|k| &k.as_bytes()[..]))
-            .bind(now);
-        let live = timed(deadline, WHAT, query.fetch_one(&mut *conn)).await?;
-        Ok(u64::try_from(live).unwrap_or(0))
+    ) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::boxed(self.load_now(key, touch, now))
     }
 
-    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-        const WHAT: &str = "deleting expired sessions";
-        let deadline = self.deadline();
-        let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.delete_expired)
-            .bind(now)
-            .bind(i64::try_from(batch).unwrap_or(i64::MAX));
-        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected())
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Applied> {
+        StoreFuture::boxed(async move {
+            let written = self
+                .read_modify_write("saving a session", key, |record| {
+                    let Some(mut record) = record else {
+                        return (Step::Stop, Applied::Gone);
+                    };
+                    match rules.apply(&mut record, change, now) {
+                        done @ Applied::Done(_) => (Step::Write(record, *key), done),
+                        other => (Step::Stop, other),
+                    }
+                })
+                .await?;
+            Ok(written.unwrap_or(Applied::Gone))
+        })
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::boxed(async move {
+            let rotated = self
+                .read_modify_write("rotating a session ID", old, |record| {
+                    let Some(mut record) = record else {
+                        return (Step::Stop, Rotated::Gone);
+                    };
+                    match rules.apply(&mut record, change, now) {
+                        Applied::Done(meta) => (Step::Write(record, *new), Rotated::Done(meta)),
+                        Applied::TooLarge(totals) => (Step::Stop, Rotated::TooLarge(totals)),
+                        _ => (Step::Stop, Rotated::Gone),
+                    }
+                })
+                .await?;
+            Ok(rotated.unwrap_or(Rotated::Collision))
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a session";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+            timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a session of a user";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_owned)
+                .bind(&key.as_bytes()[..])
+                .bind(user)
+                .bind(now);
+            let live = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?;
+            Ok(live.unwrap_or(false))
+        })
+    }
+
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "listing a user's sessions";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.list_by_user)
+                .bind(user)
+                .bind(now);
+            let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
+            rows.iter()
+                .map(|row| {
+                    let key: Vec<u8> = row.try_get("key").map_err(|e| from_sqlx(WHAT, e))?;
+                    let meta = decode_meta(row).map_err(|e| from_sqlx(WHAT, e))?;
+                    Ok(SessionInfo::new(decode_key(&key)?, meta))
+                })
+                .collect()
+        })
+    }
+
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a user's sessions";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            // A rotation holds its row locked until it commits; the DELETE waits for it and
+            // then finds the row under its new key, still the user's: it cannot escape.
+            let query = sqlx::query_scalar::<_, i64>(&self.inner.statements.delete_by_user)
+                .bind(user)
+                .bind(except.map(|k| &k.as_bytes()[..]))
+                .bind(now);
+            let live = timed(deadline, WHAT, query.fetch_one(&mut *conn)).await?;
+            Ok(u64::try_from(live).unwrap_or(0))
+        })
+    }
+
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting expired sessions";
+            let deadline = self.deadline();
+            let mut conn = self.conn(deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.delete_expired)
+                .bind(now)
+                .bind(i64::try_from(batch).unwrap_or(i64::MAX));
+            let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(done.rows_affected())
+        })
     }
 }

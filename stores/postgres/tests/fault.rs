@@ -60,7 +60,10 @@ async fn a_refusing_server_gives_5xx_without_cookies_and_the_process_recovers() 
         .expect("an ID")
         .storage_key();
     let now = time::OffsetDateTime::now_utc();
-    let err = store.load(&key, now).await.expect_err("the server is down");
+    let err = store
+        .load(&key, None, now)
+        .await
+        .expect_err("the server is down");
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use session_layer_test_support::StoreExt as _;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -208,7 +209,11 @@ async fn a_statement_slower_than_the_query_timeout_fails_promptly_as_a_timeout()
     tx.rollback().await.expect("release");
 
     // Nothing was lost, and the store works again.
-    let loaded = store.load(&k, t).await.expect("load").expect("still there");
+    let loaded = store
+        .load(&k, None, t)
+        .await
+        .expect("load")
+        .expect("still there");
     assert_eq!(loaded.data().get("x"), None);
     assert!(store
         .update(&k, &change, t)
@@ -396,5 +401,5 @@ async fn a_nul_character_is_refused_with_an_error_that_says_why() {
         .await
         .expect_err("JSONB refuses U+0000");
     assert!(err.to_string().contains("U+0000"), "{err}");
-    assert!(store.load(&k, t).await.expect("load").is_some());
+    assert!(store.load(&k, None, t).await.expect("load").is_some());
 }

@@ -114,13 +114,7 @@ expire(k, math.min(idle, abs), now)
 return meta
 ";
 
-/// KEYS: session, [index of the new user]. ARGV: as [`APPLY_HEAD`], with no arguments of
-/// its own. Returns the metadata fields afterwards, or nil if gone.
-const UPDATE: &str = r"
-local o, seen_s, idle_s = 11, ARGV[3], ARGV[4]
-";
-
-/// A write made without a read. KEYS: session, [index of the new user]. ARGV: as
+/// A change, within the limits and with a due touch. KEYS: session, [index of the new user]. ARGV: as
 /// [`APPLY_HEAD`], with five of its own: max keys, max bytes, the idle deadlines a touch now
 /// sets for a browser-only and for a persistent session, and the touch step. Returns nil if
 /// gone; `L`, keys, bytes (nothing written) if the data would pass the limits and grow on
@@ -175,19 +169,6 @@ end
 return redis.call('HGETALL', k)
 ";
 
-/// KEYS: session. ARGV: seen, idle. Returns 1 if the live record was touched, else 0.
-const TOUCH: &str = r"
-local k = KEYS[1]
-local seen = tonumber(ARGV[1])
-local idle, abs, abs_s = live(k, seen)
-if not idle then return 0 end
-local new_idle, s = tonumber(ARGV[2]), ARGV[2]
-if new_idle > abs then new_idle, s = abs, abs_s end
-redis.call('HSET', k, 'm:seen', ARGV[1], 'm:idle', s)
-expire(k, math.min(new_idle, abs), seen)
-return 1
-";
-
 /// Rotation, step 1. KEYS: old session. ARGV: now, token. Marks the live record as moving
 /// (from here on every other operation finds it gone) and returns all its fields, or nil.
 const MARK: &str = r"
@@ -211,11 +192,19 @@ end
 return 0
 ";
 
-/// Rotation, last step. KEYS: old session. ARGV: token. Deletes the old record if this
-/// rotation still holds its mark; 0 means someone deleted it meanwhile (a sign-out won).
+/// Rotation, last step. KEYS: old session. ARGV: token, the new key's member, the owner
+/// ('' for none), how long to keep the forwarding note (milliseconds). If this rotation
+/// still holds its mark, replaces the old record with a note naming the new key and the
+/// owner (so a revocation of the owner that read the index before the new key was in it
+/// still finds the session) and returns 1; 0 means someone deleted it meanwhile (a sign-out
+/// won).
 const FINISH: &str = r"
 if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[1], 'x', 'moved', 'to', ARGV[2], 'm:user', ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  end
   return 1
 end
 return 0
@@ -234,12 +223,15 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 ";
 
 /// KEYS: session. ARGV: user, now. Deletes the record if `user` owns it. Returns -1 if it
-/// does not (or is absent), 1 if a live record was deleted, 0 if an expired one was.
+/// does not (or is absent), 1 if a live record was deleted, 0 if an expired one was, and
+/// the new key's member if it was the forwarding note a rotation left (the caller follows
+/// it).
 const DELETE_OWNED: &str = r"
 local k = KEYS[1]
-local m = redis.call('HMGET', k, 'm:user', 'm:idle', 'm:abs')
+local m = redis.call('HMGET', k, 'm:user', 'm:idle', 'm:abs', 'x', 'to')
 if m[1] ~= ARGV[1] then return -1 end
 redis.call('DEL', k)
+if m[4] == 'moved' then return m[5] end
 local now, idle, abs = tonumber(ARGV[2]), tonumber(m[2]), tonumber(m[3])
 if idle and abs and now < idle and now < abs then return 1 end
 return 0
@@ -248,10 +240,8 @@ return 0
 /// The compiled scripts, each sent by SHA (EVALSHA) and loaded on a `NOSCRIPT` miss.
 pub(crate) struct Scripts {
     pub(crate) create: Script,
-    pub(crate) update: Script,
     pub(crate) write: Script,
     pub(crate) load_touching: Script,
-    pub(crate) touch: Script,
     pub(crate) mark: Script,
     pub(crate) unmark: Script,
     pub(crate) finish: Script,
@@ -265,10 +255,8 @@ impl Scripts {
         let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         Self {
             create: with_prelude(CREATE),
-            update: with_prelude(&format!("{APPLY_HEAD}{UPDATE}{APPLY_TAIL}")),
             write: with_prelude(&format!("{APPLY_HEAD}{WRITE}{APPLY_TAIL}")),
             load_touching: with_prelude(LOAD_TOUCHING),
-            touch: with_prelude(TOUCH),
             mark: with_prelude(MARK),
             unmark: Script::new(UNMARK),
             finish: Script::new(FINISH),

@@ -5,14 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use rand::TryRngCore as _;
 use redis::{cmd, ScriptInvocation};
 use session_layer::id::StorageKey;
-use session_layer::record::{Change, Metadata, Record};
+use session_layer::record::{Change, Record};
 use session_layer::store::{
-    Limits, Rotated, SessionInfo, SessionStore, Totals, TouchRule, WriteRules, Written,
+    Applied, Rotated, SessionInfo, SessionStore, StoreFuture, Totals, TouchRule, WriteRules,
 };
 use session_layer::{StoreError, StoreErrorKind};
 use sha2::{Digest, Sha256};
@@ -283,137 +282,199 @@ fn malformed_as_absent(Malformed(why): Malformed) {
     );
 }
 
-#[async_trait]
+/// How long the note a rotation leaves under the old key (naming the new one) is kept: far
+/// longer than any revocation that read the user's index before the rotation can take.
+const FORWARD_NOTE_MS: i64 = 60_000;
+
+/// How many rotations in a row a revocation follows from one index entry.
+const MAX_HOPS: usize = 64;
+
 impl SessionStore for RedisStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.put_new(key, record, record.meta.last_seen, &token())
-            .await
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            self.put_new(key, record, record.meta.last_seen, &token())
+                .await
+        })
     }
 
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        let fields: Vec<(Vec<u8>, Vec<u8>)> = self
-            .query("load", cmd("HGETALL").arg(self.redis_key(key)))
-            .await?;
-        match codec::decode(fields) {
-            Ok(Stored::Record(record)) if record.is_live(now) => Ok(Some(record)),
-            Ok(_) => Ok(None),
-            Err(malformed) => {
-                malformed_as_absent(malformed);
-                Ok(None)
+    ) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::boxed(async move {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = match touch {
+                None => {
+                    self.query("load", cmd("HGETALL").arg(self.redis_key(key)))
+                        .await?
+                }
+                Some(rule) => {
+                    let mut invocation = self.inner.scripts.load_touching.prepare_invoke();
+                    invocation
+                        .key(self.redis_key(key))
+                        .arg(millis(now))
+                        .arg(later(now, rule.idle_for(false)))
+                        .arg(later(now, rule.idle_for(true)))
+                        .arg(whole_millis(rule.step));
+                    self.invoke("load", &invocation).await?
+                }
+            };
+            match codec::decode(fields) {
+                Ok(Stored::Record(record)) if record.is_live(now) => Ok(Some(record)),
+                Ok(_) => Ok(None),
+                Err(malformed) => {
+                    malformed_as_absent(malformed);
+                    Ok(None)
+                }
             }
-        }
+        })
     }
 
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        let fields = self.apply(key, change, now, None).await?;
-        fields
-            .map(|fields| codec::meta_from(&fields).map_err(corrupt))
-            .transpose()
-    }
-
-    async fn load_touching(
-        &self,
-        key: &StorageKey,
-        now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        let mut invocation = self.inner.scripts.load_touching.prepare_invoke();
-        invocation
-            .key(self.redis_key(key))
-            .arg(millis(now))
-            .arg(later(now, rule.idle_for(false)))
-            .arg(later(now, rule.idle_for(true)))
-            .arg(whole_millis(rule.step));
-        let fields: Vec<(Vec<u8>, Vec<u8>)> = self.invoke("load", &invocation).await?;
-        match codec::decode(fields) {
-            Ok(Stored::Record(record)) if record.is_live(now) => Ok(Some(record)),
-            Ok(_) => Ok(None),
-            Err(malformed) => {
-                malformed_as_absent(malformed);
-                Ok(None)
+    ) -> StoreFuture<'a, Applied> {
+        StoreFuture::boxed(async move {
+            let Some(fields) = self.apply_script(key, change, now, rules).await? else {
+                return Ok(Applied::Gone);
+            };
+            if let [Some(flag), Some(keys), Some(bytes)] = fields.as_slice() {
+                if flag == b"L" {
+                    let count = |text: &[u8]| {
+                        std::str::from_utf8(text)
+                            .ok()
+                            .and_then(|t| t.parse::<usize>().ok())
+                            .ok_or_else(|| {
+                                corrupt(Malformed("the size a write reports is damaged"))
+                            })
+                    };
+                    return Ok(Applied::TooLarge(Totals::new(count(keys)?, count(bytes)?)));
+                }
             }
-        }
+            codec::meta_from(&fields)
+                .map(Applied::Done)
+                .map_err(corrupt)
+        })
     }
 
-    async fn write(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        rules: &WriteRules,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        let Some(fields) = self.apply(key, change, now, Some(rules)).await? else {
-            return Ok(Written::Gone);
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::boxed(self.move_record(old, new, change, rules, now))
+    }
+
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            let ended = self.end_owned(*key, user, &millis(now).to_string()).await?;
+            if !ended.members.is_empty() {
+                self.query::<i64>(
+                    "revoke",
+                    cmd("ZREM")
+                        .arg(self.user_index_key(user))
+                        .arg(&ended.members),
+                )
+                .await?;
+            }
+            Ok(ended.live)
+        })
+    }
+
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::boxed(self.list_now(user, now))
+    }
+
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::boxed(self.delete_by_user_now(user, except, now))
+    }
+
+    fn delete_expired(&self, _: OffsetDateTime, _: usize) -> StoreFuture<'_, u64> {
+        // Every key carries its TTL: Redis expires them by itself.
+        StoreFuture::ready(Ok(0))
+    }
+}
+
+/// What [`RedisStore::end_owned`] ended.
+struct Ended {
+    /// Whether a live session ended.
+    live: bool,
+    /// The index members whose records it deleted.
+    members: Vec<String>,
+}
+
+impl RedisStore {
+    /// Deletes the session under `key` if `user` owns it, and, where a rotation moved it,
+    /// the session under each key it moved to.
+    async fn end_owned(
+        &self,
+        mut key: StorageKey,
+        user: &str,
+        now: &str,
+    ) -> Result<Ended, StoreError> {
+        let mut ended = Ended {
+            live: false,
+            members: Vec::new(),
         };
-        if let [Some(flag), Some(keys), Some(bytes)] = fields.as_slice() {
-            if flag == b"L" {
-                let count = |text: &[u8]| {
-                    std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|t| t.parse::<usize>().ok())
-                        .ok_or_else(|| corrupt(Malformed("the size a write reports is damaged")))
-                };
-                return Ok(Written::TooLarge(Totals::new(count(keys)?, count(bytes)?)));
+        for _ in 0..MAX_HOPS {
+            let mut invocation = self.inner.scripts.delete_owned.prepare_invoke();
+            invocation.key(self.redis_key(&key)).arg(user).arg(now);
+            let outcome: redis::Value = self.invoke("revoke", &invocation).await?;
+            match outcome {
+                redis::Value::Int(-1) => return Ok(ended),
+                redis::Value::Int(live) => {
+                    ended.live |= live == 1;
+                    ended.members.push(key.to_hex());
+                    return Ok(ended);
+                }
+                redis::Value::BulkString(to) => {
+                    ended.members.push(key.to_hex());
+                    let next = std::str::from_utf8(&to).ok().and_then(StorageKey::from_hex);
+                    match next {
+                        Some(next) => key = next,
+                        None => return Err(corrupt(Malformed("a rotation's note is damaged"))),
+                    }
+                }
+                _ => {
+                    return Err(corrupt(Malformed(
+                        "a revocation answered in an unknown form",
+                    )))
+                }
             }
         }
-        codec::meta_from(&fields)
-            .map(Written::Done)
-            .map_err(corrupt)
+        Ok(ended)
     }
 
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut invocation = self.inner.scripts.touch.prepare_invoke();
-        invocation
-            .key(self.redis_key(key))
-            .arg(millis(seen))
-            .arg(millis(idle_deadline));
-        Ok(self.invoke::<i64>("touch", &invocation).await? == 1)
-    }
-
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.move_record(old, new, change, None, now).await
-    }
-
-    async fn rotate_within(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: &Limits,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        // The rotation takes the record's fields anyway: the limits are checked on them, with
-        // no load before it.
-        self.move_record(old, new, change, Some(limits), now).await
-    }
-
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
-            .await?;
-        Ok(())
-    }
-
-    async fn list_by_user(
+    async fn list_now(
         &self,
         user: &str,
         now: OffsetDateTime,
@@ -453,7 +514,7 @@ impl SessionStore for RedisStore {
         Ok(out)
     }
 
-    async fn delete_by_user(
+    async fn delete_by_user_now(
         &self,
         user: &str,
         except: Option<&StorageKey>,
@@ -461,29 +522,13 @@ impl SessionStore for RedisStore {
     ) -> Result<u64, StoreError> {
         let members = self.index_members(user, now).await?;
         let now_text = millis(now).to_string();
-        let targets: Vec<StorageKey> = members.into_iter().filter(|k| Some(k) != except).collect();
-        let deletions = targets.iter().map(|key| {
-            let mut invocation = self.inner.scripts.delete_owned.prepare_invoke();
-            invocation.key(self.redis_key(key)).arg(user).arg(&now_text);
-            async move {
-                let invocation = &invocation;
-                retry_refused(|| {
-                    let mut conn = self.conn();
-                    async move { invocation.invoke_async::<i64>(&mut conn).await }
-                })
-                .await
-            }
-        });
-        let outcomes = timed(self.inner.timeout, "revoke", try_join_all(deletions)).await?;
+        let targets = members.into_iter().filter(|k| Some(k) != except);
+        let deletions = targets.map(|key| self.end_owned(key, user, &now_text));
+        let outcomes = try_join_all(deletions).await?;
         // Only entries whose session was deleted leave the index: an entry whose session
         // is not there (yet) may belong to a create or rotation in flight, which indexes
-        // first and stores second.
-        let deleted: Vec<String> = targets
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| **outcome >= 0)
-            .map(|(key, _)| key.to_hex())
-            .collect();
+        // first and stores second, and whose last step finds the old key gone.
+        let deleted: Vec<&String> = outcomes.iter().flat_map(|o| &o.members).collect();
         if !deleted.is_empty() {
             self.query::<i64>(
                 "revoke",
@@ -491,7 +536,7 @@ impl SessionStore for RedisStore {
             )
             .await?;
         }
-        Ok(outcomes.iter().filter(|o| **o == 1).count() as u64)
+        Ok(outcomes.iter().filter(|o| o.live).count() as u64)
     }
 }
 
@@ -503,7 +548,7 @@ impl RedisStore {
         old: &StorageKey,
         new: &StorageKey,
         change: &Change,
-        limits: Option<&Limits>,
+        rules: &WriteRules,
         now: OffsetDateTime,
     ) -> Result<Rotated, StoreError> {
         let token = token();
@@ -530,12 +575,16 @@ impl RedisStore {
                 return Ok(Rotated::Gone);
             }
         };
-        if let Some(after) = limits.and_then(|limits| limits.refuse(record.data(), change)) {
-            // Too large: leave it as it was.
-            self.invoke::<i64>("rotate", &unmark).await?;
-            return Ok(Rotated::TooLarge(after));
+        let owner = record.meta.user.clone().unwrap_or_default();
+        match rules.apply(&mut record, change, now) {
+            Applied::Done(_) => {}
+            Applied::TooLarge(after) => {
+                // Too large: leave it as it was.
+                self.invoke::<i64>("rotate", &unmark).await?;
+                return Ok(Rotated::TooLarge(after));
+            }
+            _ => return Ok(Rotated::Gone),
         }
-        change.apply_to(&mut record);
 
         // 2. Store it under the new key (indexing it first), never overwriting.
         let created = match self.put_new(new, &record, now, &token).await {
@@ -555,7 +604,12 @@ impl RedisStore {
         // 3. Delete the old record, if this rotation still owns it. If a sign-out or
         //    revocation deleted it meanwhile, that wins: the new record goes too.
         let mut finish = self.inner.scripts.finish.prepare_invoke();
-        finish.key(&old_key).arg(&token);
+        finish
+            .key(&old_key)
+            .arg(&token)
+            .arg(new.to_hex())
+            .arg(&owner)
+            .arg(FORWARD_NOTE_MS);
         match self.invoke::<i64>("rotate", &finish).await {
             Ok(1) => Ok(Rotated::Done(record.meta)),
             Ok(_) => {
@@ -570,25 +624,20 @@ impl RedisStore {
         }
     }
 
-    /// Runs the update script, or with `rules` the write script, for `change`: the
-    /// metadata fields afterwards (or what the write script answers instead), or `None` if
-    /// the record is gone.
-    async fn apply(
+    /// Runs the write script for `change` within `rules`: the metadata fields afterwards
+    /// (or the totals it would have had, if too large), or `None` if the record is gone.
+    async fn apply_script(
         &self,
         key: &StorageKey,
         change: &Change,
         now: OffsetDateTime,
-        rules: Option<&WriteRules>,
+        rules: &WriteRules,
     ) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
-        let what = if rules.is_some() { "write" } else { "update" };
+        let what = "write";
         let redis_key = self.redis_key(key);
         let member = key.to_hex();
         let now_text = millis(now).to_string();
-        let script = match rules {
-            Some(_) => &self.inner.scripts.write,
-            None => &self.inner.scripts.update,
-        };
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = self.inner.scripts.write.prepare_invoke();
         invocation.key(&redis_key);
         if let Some(Some(user)) = &change.user {
             let index = self.user_index_key(user);
@@ -635,14 +684,12 @@ impl RedisStore {
             .arg(&member)
             .arg(change.remove.len())
             .arg(change.set.len());
-        if let Some(rules) = rules {
-            invocation
-                .arg(rules.limits.max_keys)
-                .arg(rules.limits.max_bytes)
-                .arg(later(now, rules.touch.idle_for(false)))
-                .arg(later(now, rules.touch.idle_for(true)))
-                .arg(whole_millis(rules.touch.step));
-        }
+        invocation
+            .arg(rules.limits.max_keys)
+            .arg(rules.limits.max_bytes)
+            .arg(later(now, rules.touch.idle_for(false)))
+            .arg(later(now, rules.touch.idle_for(true)))
+            .arg(whole_millis(rules.touch.step));
         for key in &change.remove {
             invocation.arg(data_field(key));
         }

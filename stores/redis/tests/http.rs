@@ -183,7 +183,7 @@ async fn a_read_costs_one_command_a_save_one_and_a_cookieless_request_none() {
     let stored = server
         .store()
         .await
-        .load(&key, clock.now())
+        .load(&key, None, clock.now())
         .await
         .unwrap()
         .expect("the session lives");
@@ -461,7 +461,7 @@ async fn ten_thousand_concurrent_writes_over_a_thousand_sessions_all_land() {
     for (i, cookie) in cookies.iter().enumerate() {
         let key = SessionId::parse(cookie.as_bytes()).unwrap().storage_key();
         let record = store
-            .load(&key, now)
+            .load(&key, None, now)
             .await
             .unwrap()
             .expect("a live session");

@@ -4,6 +4,7 @@
 
 mod common;
 
+use session_layer_test_support::StoreExt as _;
 use std::time::{Duration as StdDuration, Instant};
 
 use common::RedisServer;
@@ -84,7 +85,7 @@ async fn every_session_key_carries_its_remaining_lifetime_as_ttl() {
     // A rotated record keeps its deadlines, hence its TTL.
     let new = key();
     let outcome = store
-        .rotate(&k, &new, &Change::default(), t + Duration::minutes(110))
+        .rotate_to(&k, &new, &Change::default(), t + Duration::minutes(110))
         .await
         .unwrap();
     assert!(matches!(outcome, Rotated::Done(_)));
@@ -159,7 +160,10 @@ async fn every_key_the_store_writes_starts_with_its_prefix() {
     let mut r = record(t);
     r.meta.user = Some("bob".into());
     store.create(&a, &r).await.unwrap();
-    store.rotate(&a, &b, &Change::default(), t).await.unwrap();
+    store
+        .rotate_to(&a, &b, &Change::default(), t)
+        .await
+        .unwrap();
     store.list_by_user("bob", t).await.unwrap();
     let mut redis = server.inspector().await;
     let keys: Vec<String> = redis.keys("*").await.unwrap();
@@ -183,7 +187,7 @@ async fn an_unreachable_server_is_reported_unavailable_and_its_return_is_noticed
     store.create(&k, &record(t)).await.unwrap();
     server.stop();
     let started = Instant::now();
-    let error = store.load(&k, t).await.unwrap_err();
+    let error = store.load(&k, None, t).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
     let error = store.create(&key(), &record(t)).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
@@ -194,7 +198,7 @@ async fn an_unreachable_server_is_reported_unavailable_and_its_return_is_noticed
 
     server.restart();
     // The very first call after the server is back succeeds (its data is gone: no disk).
-    assert_eq!(store.load(&k, t).await.unwrap(), None);
+    assert_eq!(store.load(&k, None, t).await.unwrap(), None);
     assert!(store.create(&k, &record(t)).await.unwrap());
 
     // A port nobody listens on is unavailable from the start.
@@ -216,7 +220,7 @@ async fn a_stalled_server_fails_calls_within_the_command_timeout() {
     store.create(&k, &record(t)).await.unwrap();
     server.pause();
     let started = Instant::now();
-    let error = store.load(&k, t).await.unwrap_err();
+    let error = store.load(&k, None, t).await.unwrap_err();
     let took = started.elapsed();
     server.resume();
     assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
@@ -224,7 +228,7 @@ async fn a_stalled_server_fails_calls_within_the_command_timeout() {
         took < StdDuration::from_millis(800),
         "a stalled server held the call for {took:?}"
     );
-    assert!(store.load(&k, t).await.unwrap().is_some());
+    assert!(store.load(&k, None, t).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -256,7 +260,7 @@ async fn an_unreadable_record_is_absent_and_never_written_to() {
             .await
             .unwrap();
         let before: Vec<(String, String)> = redis.hgetall(&name).await.unwrap();
-        assert_eq!(store.load(&k, t).await.unwrap(), None);
+        assert_eq!(store.load(&k, None, t).await.unwrap(), None);
         if version == "2" {
             let mut change = Change::default();
             change.set("x", json!(1));
@@ -264,7 +268,7 @@ async fn an_unreadable_record_is_absent_and_never_written_to() {
             assert!(!store.touch(&k, t, t + Duration::hours(1)).await.unwrap());
         }
         let outcome = store
-            .rotate(&k, &key(), &Change::default(), t)
+            .rotate_to(&k, &key(), &Change::default(), t)
             .await
             .unwrap();
         assert_eq!(outcome, Rotated::Gone);
@@ -285,6 +289,6 @@ async fn scripts_a_server_forgot_are_loaded_again() {
     let mut change = Change::default();
     change.set("after", json!("flush"));
     store.update(&k, &change, t).await.unwrap().expect("live");
-    let loaded = store.load(&k, t).await.unwrap().expect("live");
+    let loaded = store.load(&k, None, t).await.unwrap().expect("live");
     assert_eq!(loaded.data()["after"], json!("flush"));
 }

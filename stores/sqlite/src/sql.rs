@@ -36,6 +36,8 @@ pub struct Statements {
     pub touch: String,
     /// Removes a session: `?1` key.
     pub delete: String,
+    /// Removes a session if `?2` owns it, answering whether it was live at `?3`: `?1` key.
+    pub delete_owned: String,
     /// A user's live sessions (uses the `<table>_user_id_idx` index): `?1` user, `?2` now.
     pub list_by_user: String,
     /// Deletes a user's sessions but one, returning for each whether it was live (uses the
@@ -82,6 +84,9 @@ impl Statements {
                  WHERE key = ?1 AND expires > ?2"
             ),
             delete: format!("DELETE FROM {t} WHERE key = ?1"),
+            delete_owned: format!(
+                "DELETE FROM {t} WHERE key = ?1 AND user_id = ?2 RETURNING expires > ?3"
+            ),
             list_by_user: format!(
                 "SELECT key, {META_COLUMNS} FROM {t} WHERE user_id = ?1 AND expires > ?2"
             ),

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{Map, Value};
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Rotated, SessionInfo};
+use session_layer::store::{
+    Applied, Rotated, SessionInfo, StoreFuture, Totals, TouchRule, WriteRules,
+};
 use session_layer::{SessionStore, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
@@ -267,39 +268,33 @@ pub fn fuzz_columns(data: &[u8]) {
 }
 
 /// The parameters `?3`..`?8` that [`Statements::update`] and [`Statements::rotate`] share,
-/// as owned values (times as text).
+/// as owned values (times as text): the whole record, as the store's rules left it.
 struct Bound {
-    data: Option<String>,
-    seen: Option<String>,
-    idle: Option<String>,
-    persistent: Option<bool>,
-    user_changes: bool,
+    data: String,
+    seen: String,
+    idle: String,
+    persistent: bool,
     user: Option<String>,
 }
 
 impl Bound {
-    fn new(change: &Change, data: Option<String>) -> Result<Self, StoreError> {
-        let (user_changes, user) = match &change.user {
-            Some(user) => (true, user.clone()),
-            None => (false, None),
-        };
+    fn new(record: &Record) -> Result<Self, StoreError> {
         Ok(Self {
-            data,
-            seen: change.touch.map(|t| to_text(t.seen)).transpose()?,
-            idle: change.touch.map(|t| to_text(t.idle_deadline)).transpose()?,
-            persistent: change.persistent,
-            user_changes,
-            user,
+            data: encode_data(record.data())?,
+            seen: to_text(record.meta.last_seen)?,
+            idle: to_text(record.meta.idle_deadline)?,
+            persistent: record.meta.persistent,
+            user: record.meta.user.clone(),
         })
     }
 
     fn bind<'q>(&'q self, query: Query<'q>) -> Query<'q> {
         query
-            .bind(self.data.as_deref())
-            .bind(self.seen.as_deref())
-            .bind(self.idle.as_deref())
+            .bind(&self.data)
+            .bind(&self.seen)
+            .bind(&self.idle)
             .bind(self.persistent)
-            .bind(self.user_changes)
+            .bind(true)
             .bind(self.user.as_deref())
     }
 }
@@ -308,51 +303,50 @@ impl Bound {
 enum Written {
     Done(Metadata),
     Gone,
+    TooLarge(Totals),
     Collision,
 }
 
 impl SqliteStore {
-    /// Runs [`Statements::update`] (`new` is `None`) or [`Statements::rotate`] for `change`.
-    ///
-    /// A change that only moves metadata is one statement. A change to the data reads the
-    /// row and writes it back inside `BEGIN IMMEDIATE`, which holds SQLite's write lock
-    /// from the read on, so no other write lands in between; the data change itself is the
-    /// core's [`Change::apply_to`], keys and values exactly as JSON holds them.
+    /// Applies `change` within `rules` to the record under `key` and writes it back, under
+    /// `new` for a rotation: the row is read and written inside `BEGIN IMMEDIATE`, which
+    /// holds SQLite's write lock from the read on, so no other write lands in between; the
+    /// change itself is the core's [`WriteRules::apply`].
     async fn write(
         &self,
         what: &str,
         key: &StorageKey,
         new: Option<&StorageKey>,
         change: &Change,
+        rules: &WriteRules,
         now: OffsetDateTime,
     ) -> Result<Written, StoreError> {
         let deadline = self.deadline();
         let mut conn = conn(&self.inner.writer, deadline, what).await?;
-        let now = to_text(now)?;
+        let now_text = to_text(now)?;
         let sql = if new.is_some() {
             &self.inner.statements.rotate
         } else {
             &self.inner.statements.update
         };
         let work = async {
-            if !change.touches_data() {
-                let bound = Bound::new(change, None).map_err(Failure::Store)?;
-                return run_write(&mut conn, sql, key, new, &now, &bound, what).await;
-            }
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             let row = sqlx::query(&self.inner.statements.load)
                 .bind(&key.as_bytes()[..])
-                .bind(&now)
+                .bind(&now_text)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(row) = row else {
                 return Ok(Written::Gone);
             };
             let mut record = decode_record(&row, what).map_err(Failure::Store)?;
-            change.apply_to(&mut record);
-            let data = encode_data(record.data()).map_err(Failure::Store)?;
-            let bound = Bound::new(change, Some(data)).map_err(Failure::Store)?;
-            let written = run_write(&mut tx, sql, key, new, &now, &bound, what).await?;
+            match rules.apply(&mut record, change, now) {
+                Applied::Done(_) => {}
+                Applied::TooLarge(totals) => return Ok(Written::TooLarge(totals)),
+                _ => return Ok(Written::Gone),
+            }
+            let bound = Bound::new(&record).map_err(Failure::Store)?;
+            let written = run_write(&mut tx, sql, key, new, &now_text, &bound, what).await?;
             if matches!(written, Written::Done(_)) {
                 tx.commit().await?;
             }
@@ -364,6 +358,44 @@ impl SqliteStore {
             Ok(Err(Failure::Sql(e))) => Err(from_sqlx(what, e)),
             Ok(Err(Failure::Store(e))) => Err(e),
         }
+    }
+
+    async fn load_now(
+        &self,
+        key: &StorageKey,
+        touch: Option<&TouchRule>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Record>, StoreError> {
+        const WHAT: &str = "loading a session";
+        let now_text = to_text(now)?;
+        let deadline = self.deadline();
+        let row = {
+            let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.load)
+                .bind(&key.as_bytes()[..])
+                .bind(&now_text);
+            timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?
+        };
+        let Some(mut record) = row.map(|row| decode_record(&row, WHAT)).transpose()? else {
+            return Ok(None);
+        };
+        let Some(due) = touch.and_then(|rule| rule.due(&record.meta, now)) else {
+            return Ok(Some(record));
+        };
+        // A touch is due at most once a step: the write is the exception.
+        let (seen, idle_deadline) = (to_text(due.seen)?, to_text(due.idle_deadline)?);
+        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+        let query = sqlx::query(&self.inner.statements.touch)
+            .bind(&key.as_bytes()[..])
+            .bind(&seen)
+            .bind(&idle_deadline);
+        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+        if done.rows_affected() == 0 {
+            // Ended between the read and the touch.
+            return Ok(None);
+        }
+        due.apply_to(&mut record.meta);
+        Ok(Some(record))
     }
 }
 
@@ -404,158 +436,174 @@ async fn run_write(
     }
 }
 
-#[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        const WHAT: &str = "creating a session";
-        let meta = &record.meta;
-        let data = encode_data(record.data())?;
-        let times = [
-            to_text(meta.created)?,
-            to_text(meta.last_seen)?,
-            to_text(meta.idle_deadline)?,
-            to_text(meta.absolute_deadline)?,
-        ];
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.create)
-            .bind(&key.as_bytes()[..])
-            .bind(meta.user.as_deref())
-            .bind(&times[0])
-            .bind(&times[1])
-            .bind(&times[2])
-            .bind(&times[3])
-            .bind(meta.persistent)
-            .bind(data);
-        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected() == 1)
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "creating a session";
+            let meta = &record.meta;
+            let data = encode_data(record.data())?;
+            let times = [
+                to_text(meta.created)?,
+                to_text(meta.last_seen)?,
+                to_text(meta.idle_deadline)?,
+                to_text(meta.absolute_deadline)?,
+            ];
+            let deadline = self.deadline();
+            let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.create)
+                .bind(&key.as_bytes()[..])
+                .bind(meta.user.as_deref())
+                .bind(&times[0])
+                .bind(&times[1])
+                .bind(&times[2])
+                .bind(&times[3])
+                .bind(meta.persistent)
+                .bind(data);
+            let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        const WHAT: &str = "loading a session";
-        let now = to_text(now)?;
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.load)
-            .bind(&key.as_bytes()[..])
-            .bind(&now);
-        let row = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?;
-        row.map(|row| decode_record(&row, WHAT)).transpose()
+    ) -> StoreFuture<'a, Option<Record>> {
+        StoreFuture::boxed(self.load_now(key, touch, now))
     }
 
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        match self
-            .write("saving a session", key, None, change, now)
-            .await?
-        {
-            Written::Done(meta) => Ok(Some(meta)),
-            Written::Gone | Written::Collision => Ok(None),
-        }
+    ) -> StoreFuture<'a, Applied> {
+        StoreFuture::boxed(async move {
+            Ok(
+                match self
+                    .write("saving a session", key, None, change, rules, now)
+                    .await?
+                {
+                    Written::Done(meta) => Applied::Done(meta),
+                    Written::TooLarge(totals) => Applied::TooLarge(totals),
+                    Written::Gone | Written::Collision => Applied::Gone,
+                },
+            )
+        })
     }
 
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        const WHAT: &str = "extending a session";
-        let (seen, idle_deadline) = (to_text(seen)?, to_text(idle_deadline)?);
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.touch)
-            .bind(&key.as_bytes()[..])
-            .bind(&seen)
-            .bind(&idle_deadline);
-        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        Ok(
-            match self
-                .write("rotating a session ID", old, Some(new), change, now)
-                .await?
-            {
-                Written::Done(meta) => Rotated::Done(meta),
-                Written::Gone => Rotated::Gone,
-                Written::Collision => Rotated::Collision,
-            },
-        )
+    ) -> StoreFuture<'a, Rotated> {
+        StoreFuture::boxed(async move {
+            Ok(
+                match self
+                    .write("rotating a session ID", old, Some(new), change, rules, now)
+                    .await?
+                {
+                    Written::Done(meta) => Rotated::Done(meta),
+                    Written::TooLarge(totals) => Rotated::TooLarge(totals),
+                    Written::Gone => Rotated::Gone,
+                    Written::Collision => Rotated::Collision,
+                },
+            )
+        })
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        const WHAT: &str = "deleting a session";
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
-        timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(())
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a session";
+            let deadline = self.deadline();
+            let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+            timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(())
+        })
     }
 
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        const WHAT: &str = "listing a user's sessions";
-        let now = to_text(now)?;
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.list_by_user)
-            .bind(user)
-            .bind(&now);
-        let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
-        rows.iter()
-            .map(|row| {
-                let key: Vec<u8> = row.try_get("key").map_err(|e| from_sqlx(WHAT, e))?;
-                Ok(SessionInfo::new(decode_key(&key)?, decode_meta(row, WHAT)?))
-            })
-            .collect()
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a session of a user";
+            let now = to_text(now)?;
+            let deadline = self.deadline();
+            let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_owned)
+                .bind(&key.as_bytes()[..])
+                .bind(user)
+                .bind(&now);
+            let live = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?;
+            Ok(live.unwrap_or(false))
+        })
     }
 
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        const WHAT: &str = "deleting a user's sessions";
-        let now = to_text(now)?;
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_by_user)
-            .bind(user)
-            .bind(except.map(|k| &k.as_bytes()[..]))
-            .bind(&now);
-        let deleted = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
-        Ok(deleted.into_iter().filter(|live| *live).count() as u64)
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "listing a user's sessions";
+            let now = to_text(now)?;
+            let deadline = self.deadline();
+            let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.list_by_user)
+                .bind(user)
+                .bind(&now);
+            let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
+            rows.iter()
+                .map(|row| {
+                    let key: Vec<u8> = row.try_get("key").map_err(|e| from_sqlx(WHAT, e))?;
+                    Ok(SessionInfo::new(decode_key(&key)?, decode_meta(row, WHAT)?))
+                })
+                .collect()
+        })
     }
 
-    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-        const WHAT: &str = "deleting expired sessions";
-        let now = to_text(now)?;
-        let deadline = self.deadline();
-        let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.delete_expired)
-            .bind(&now)
-            .bind(i64::try_from(batch).unwrap_or(i64::MAX));
-        let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
-        Ok(done.rows_affected())
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting a user's sessions";
+            let now = to_text(now)?;
+            let deadline = self.deadline();
+            // Every write, rotations included, runs on the one writer connection: a rotation
+            // is wholly before or wholly after this statement.
+            let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_by_user)
+                .bind(user)
+                .bind(except.map(|k| &k.as_bytes()[..]))
+                .bind(&now);
+            let deleted = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
+            Ok(deleted.into_iter().filter(|live| *live).count() as u64)
+        })
+    }
+
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        StoreFuture::boxed(async move {
+            const WHAT: &str = "deleting expired sessions";
+            let now = to_text(now)?;
+            let deadline = self.deadline();
+            let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
+            let query = sqlx::query(&self.inner.statements.delete_expired)
+                .bind(&now)
+                .bind(i64::try_from(batch).unwrap_or(i64::MAX));
+            let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
+            Ok(done.rows_affected())
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use session_layer_test_support::StoreExt as _;
 use std::time::{Duration, Instant};
 
 use common::TempStore;
@@ -189,7 +190,10 @@ async fn sessions_survive_closing_and_reopening_the_file() {
     t.store.close().await;
     let reopened = SqliteStore::open(&t.path).await.expect("reopen");
     reopened.migrate().await.expect("migrate");
-    assert_eq!(reopened.load(&k, at).await.expect("load"), Some(record));
+    assert_eq!(
+        reopened.load(&k, None, at).await.expect("load"),
+        Some(record)
+    );
 }
 
 #[tokio::test]
@@ -213,7 +217,12 @@ async fn keys_with_quotes_and_backslashes_and_exact_big_numbers_survive_per_key_
         .await
         .expect("update")
         .expect("live");
-    let loaded = t.store.load(&k, at).await.expect("load").expect("live");
+    let loaded = t
+        .store
+        .load(&k, None, at)
+        .await
+        .expect("load")
+        .expect("live");
     assert_eq!(loaded.data().get(odd), Some(&json!(u64::MAX)));
     assert_eq!(loaded.data().get("neg"), None);
 }
@@ -235,7 +244,12 @@ async fn two_processes_writing_one_file_keep_every_write() {
             .expect("no write fails under the busy timeout")
             .is_some());
     }
-    let loaded = t.store.load(&k, at).await.expect("load").expect("live");
+    let loaded = t
+        .store
+        .load(&k, None, at)
+        .await
+        .expect("load")
+        .expect("live");
     for i in 0..100 {
         assert_eq!(loaded.data().get(&format!("k{i}")), Some(&json!(i)));
     }
@@ -266,14 +280,14 @@ async fn a_lock_held_past_the_busy_timeout_is_an_error_and_loses_nothing() {
     assert!(started.elapsed() < Duration::from_secs(2));
     let err = t
         .store
-        .rotate(&k, &key(), &change, at)
+        .rotate_to(&k, &key(), &change, at)
         .await
         .expect_err("locked");
     assert_eq!(err.kind(), StoreErrorKind::Timeout, "{err}");
     // Readers are not blocked by a writer in WAL mode.
     let loaded = t
         .store
-        .load(&k, at)
+        .load(&k, None, at)
         .await
         .expect("load while locked")
         .expect("live");
@@ -282,7 +296,7 @@ async fn a_lock_held_past_the_busy_timeout_is_an_error_and_loses_nothing() {
 
     let loaded = t
         .store
-        .load(&k, at)
+        .load(&k, None, at)
         .await
         .expect("load")
         .expect("the session survived");
@@ -294,7 +308,7 @@ async fn a_lock_held_past_the_busy_timeout_is_an_error_and_loses_nothing() {
         .expect("update")
         .is_some());
     assert_eq!(
-        t.store.load(&k, at).await.unwrap().unwrap().data()["n"],
+        t.store.load(&k, None, at).await.unwrap().unwrap().data()["n"],
         json!(2)
     );
 }

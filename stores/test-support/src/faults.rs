@@ -253,7 +253,7 @@ pub async fn fail_promptly_and_lose_nothing_acknowledged<S, V>(
     for (c, cookies) in sessions.iter().enumerate() {
         for (s, cookie) in cookies.iter().enumerate() {
             let record = store
-                .load(&key(cookie), now)
+                .load(&key(cookie), None, now)
                 .await
                 .unwrap_or_else(|e| panic!("{} is back: {e:?}", plan.name))
                 .unwrap_or_else(|| panic!("session {c}-{s} from before the faults is gone"));
@@ -284,7 +284,7 @@ pub async fn fail_promptly_and_lose_nothing_acknowledged<S, V>(
     // Every cookie issued during the faults names a stored session.
     for (owner, cookie) in &tally.created {
         let record = store
-            .load(&key(cookie), now)
+            .load(&key(cookie), None, now)
             .await
             .unwrap_or_else(|e| panic!("{} is back: {e:?}", plan.name))
             .unwrap_or_else(|| panic!("session {owner}: a cookie for an unsaved ID"));

@@ -37,3 +37,82 @@ pub mod fuzz;
 pub mod hostile;
 pub mod http;
 pub mod load;
+
+use session_layer::id::StorageKey;
+use session_layer::record::{Change, Metadata};
+use session_layer::store::{Applied, Limits, Rotated, TouchRule, WriteRules};
+use session_layer::{SessionStore, StoreError};
+use time::{Duration, OffsetDateTime};
+
+/// Rules that never refuse a write and never add a touch: a change applies as it is.
+#[must_use]
+pub fn loose_rules() -> WriteRules {
+    WriteRules::new(
+        Limits::new(usize::MAX, usize::MAX),
+        TouchRule::new(Duration::hours(1), Duration::hours(10), Duration::MAX),
+    )
+}
+
+/// A store's calls as the store tests use them most: a change applied as it is.
+pub trait StoreExt: SessionStore {
+    /// [`SessionStore::apply`] under [`loose_rules`]: the metadata afterwards, or `None`
+    /// if the session is gone.
+    fn update<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Option<Metadata>, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let rules = loose_rules();
+            Ok(match self.apply(key, change, &rules, now).await? {
+                Applied::Done(meta) => Some(meta),
+                Applied::Gone => None,
+                other => panic!("apply under loose rules answered {other:?}"),
+            })
+        }
+    }
+
+    /// [`SessionStore::apply`] of a change that only moves the idle deadline, as activity at
+    /// `seen` does: whether the session was live.
+    fn touch<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        seen: OffsetDateTime,
+        idle_deadline: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<bool, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let mut change = Change::default();
+            change.touch = Some(session_layer::record::Touch {
+                seen,
+                idle_deadline,
+            });
+            Ok(self.update(key, &change, seen).await?.is_some())
+        }
+    }
+
+    /// [`SessionStore::rotate`] under [`loose_rules`].
+    fn rotate_to<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = Result<Rotated, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let rules = loose_rules();
+            self.rotate(old, new, change, &rules, now).await
+        }
+    }
+}
+
+impl<S: SessionStore> StoreExt for S {}

@@ -100,7 +100,7 @@ pub async fn ten_thousand_concurrent_writes_over_a_thousand_sessions_are_all_kep
             .expect("an ID")
             .storage_key();
         let record = store
-            .load(&key, now)
+            .load(&key, None, now)
             .await
             .expect("load")
             .expect("the session lives");

@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
 use session_layer::id::StorageKey;
-use session_layer::record::{Change, Metadata, Record};
-use session_layer::store::{Limits, Rotated, SessionInfo, TouchRule, WriteRules, Written};
-use session_layer::{SessionStore, StoreError};
+use session_layer::record::{Change, Record};
+use session_layer::store::{Applied, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules};
+use session_layer::SessionStore;
 use session_layer_sqlite::{SqliteStore, SqliteStoreBuilder};
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -47,91 +46,64 @@ impl TempStore {
     }
 }
 
-#[async_trait]
 impl SessionStore for TempStore {
-    async fn create(&self, key: &StorageKey, record: &Record) -> Result<bool, StoreError> {
-        self.store.create(key, record).await
+    fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+        self.store.create(key, record)
     }
-    async fn load(
-        &self,
-        key: &StorageKey,
+    fn load<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        touch: Option<&'a TouchRule>,
         now: OffsetDateTime,
-    ) -> Result<Option<Record>, StoreError> {
-        self.store.load(key, now).await
+    ) -> StoreFuture<'a, Option<Record>> {
+        self.store.load(key, touch, now)
     }
-    async fn update(
-        &self,
-        key: &StorageKey,
-        change: &Change,
+    fn apply<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Option<Metadata>, StoreError> {
-        self.store.update(key, change, now).await
+    ) -> StoreFuture<'a, Applied> {
+        self.store.apply(key, change, rules, now)
     }
-    async fn touch(
-        &self,
-        key: &StorageKey,
-        seen: OffsetDateTime,
-        idle_deadline: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.store.touch(key, seen, idle_deadline).await
-    }
-    async fn rotate(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
+    fn rotate<'a>(
+        &'a self,
+        old: &'a StorageKey,
+        new: &'a StorageKey,
+        change: &'a Change,
+        rules: &'a WriteRules,
         now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.store.rotate(old, new, change, now).await
+    ) -> StoreFuture<'a, Rotated> {
+        self.store.rotate(old, new, change, rules, now)
     }
-    async fn delete(&self, key: &StorageKey) -> Result<(), StoreError> {
-        self.store.delete(key).await
+    fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+        self.store.delete(key)
     }
-    async fn list_by_user(
-        &self,
-        user: &str,
+    fn delete_owned<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<Vec<SessionInfo>, StoreError> {
-        self.store.list_by_user(user, now).await
+    ) -> StoreFuture<'a, bool> {
+        self.store.delete_owned(key, user, now)
     }
-    async fn delete_by_user(
-        &self,
-        user: &str,
-        except: Option<&StorageKey>,
+    fn list_by_user<'a>(
+        &'a self,
+        user: &'a str,
         now: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        self.store.delete_by_user(user, except, now).await
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        self.store.list_by_user(user, now)
     }
-    async fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> Result<u64, StoreError> {
-        self.store.delete_expired(now, batch).await
-    }
-    async fn load_touching(
-        &self,
-        key: &StorageKey,
+    fn delete_by_user<'a>(
+        &'a self,
+        user: &'a str,
+        except: Option<&'a StorageKey>,
         now: OffsetDateTime,
-        rule: &TouchRule,
-    ) -> Result<Option<Record>, StoreError> {
-        self.store.load_touching(key, now, rule).await
+    ) -> StoreFuture<'a, u64> {
+        self.store.delete_by_user(user, except, now)
     }
-    async fn write(
-        &self,
-        key: &StorageKey,
-        change: &Change,
-        rules: &WriteRules,
-        now: OffsetDateTime,
-    ) -> Result<Written, StoreError> {
-        self.store.write(key, change, rules, now).await
-    }
-    async fn rotate_within(
-        &self,
-        old: &StorageKey,
-        new: &StorageKey,
-        change: &Change,
-        limits: &Limits,
-        now: OffsetDateTime,
-    ) -> Result<Rotated, StoreError> {
-        self.store
-            .rotate_within(old, new, change, limits, now)
-            .await
+    fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+        self.store.delete_expired(now, batch)
     }
 }
