@@ -182,6 +182,12 @@ async fn whoami(auth: AuthSession<Backend>) -> Result<String, Error<Backend>> {
         .map_or_else(|| "anonymous".to_owned(), |u| u.username))
 }
 
+async fn traced(auth: AuthSession<Backend>) -> Result<&'static str, Error<Backend>> {
+    auth.user().await?;
+    tracing::info!("the handler ran");
+    Ok("traced")
+}
+
 #[derive(Deserialize)]
 struct NewPassword {
     password: String,
@@ -280,6 +286,7 @@ pub(crate) fn app(backend: Backend, sessions: SessionLayer) -> Router {
             get(|RequireUser(user): RequireUser<Backend>| async move { user.username }),
         )
         .route("/whoami", get(whoami))
+        .route("/traced", get(traced))
         .route("/login", get(|| async { "the login page" }).post(login))
         .route("/logout", post(logout))
         .route("/password", post(change_password))
