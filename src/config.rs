@@ -5,6 +5,8 @@ use std::time::Duration;
 
 pub use cookie::SameSite;
 
+use crate::rules::TouchRule;
+
 /// The session cookie's name when nothing else is set. The `__Host-` prefix makes browsers
 /// refuse the cookie unless it is `Secure`, has `Path=/` and no `Domain`, so a subdomain or
 /// a plain-http page cannot plant or overwrite it.
@@ -122,6 +124,27 @@ impl CookieConfig {
 }
 
 impl ExpiryConfig {
+    /// The idle timeout of a session with this persistence flag, as the store keeps it.
+    fn idle_for(&self, persistent: bool) -> time::Duration {
+        let d = if persistent {
+            self.persistent_idle.min(self.absolute)
+        } else {
+            self.idle
+        };
+        time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+    }
+
+    /// When activity moves the idle deadline, as these settings say.
+    pub(crate) fn touch_rule(&self) -> TouchRule {
+        let step = time::Duration::try_from(self.touch_step).unwrap_or(time::Duration::MAX);
+        TouchRule::new(self.idle_for(false), self.idle_for(true), step)
+    }
+
+    /// The absolute timeout, as the store keeps it.
+    pub(crate) fn absolute(&self) -> time::Duration {
+        time::Duration::try_from(self.absolute).unwrap_or(time::Duration::MAX)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |why: &str| Err(ConfigError(format!("expiry: {why}")));
         if self.idle < Duration::from_secs(1) || self.persistent_idle < Duration::from_secs(1) {

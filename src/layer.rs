@@ -6,12 +6,20 @@ use std::time::Duration;
 use http::StatusCode;
 use tower_layer::Layer;
 
+#[cfg(feature = "client-side")]
+use crate::client_side::ClientSide;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     ConfigError, CookieConfig, ExpiryConfig, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME,
 };
+use crate::keeper::Stored;
+use crate::request::{Begin, Shared};
+use crate::rules::{Limits, WriteRules};
 use crate::service::SessionService;
-use crate::store::{Limits, SessionStore, TouchRule, WriteRules};
+use crate::session::Session;
+use crate::set_cookie::SetCookie;
+use crate::settings::Settings;
+use crate::store::SessionStore;
 
 /// The Tower layer that gives every request a [`Session`](crate::Session).
 ///
@@ -41,41 +49,11 @@ use crate::store::{Limits, SessionStore, TouchRule, WriteRules};
 /// ```
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
-    pub(crate) shared: Arc<Shared>,
+    begin: Arc<dyn Begin>,
 }
 
-/// What every request of one layer shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) backend: Arc<dyn SessionStore>,
-    pub(crate) cookie: CookieConfig,
-    /// The session cookie's `Set-Cookie` attributes, rendered once.
-    pub(crate) set_cookie: crate::set_cookie::SetCookie,
-    pub(crate) expiry: ExpiryConfig,
-    /// The size limits, and the touch rule from `expiry`, for the session and the store.
-    pub(crate) rules: WriteRules,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) save_error_status: StatusCode,
-    /// Set in client-side mode, where cookies carry the sessions and `backend` is unused.
-    #[cfg(feature = "client-side")]
-    pub(crate) client_side: Option<crate::client_side::Sealing>,
-}
-
-impl ExpiryConfig {
-    pub(crate) fn idle_for(&self, persistent: bool) -> time::Duration {
-        let d = if persistent {
-            self.persistent_idle.min(self.absolute)
-        } else {
-            self.idle
-        };
-        time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
-    }
-
-    pub(crate) fn touch_rule(&self) -> TouchRule {
-        let step = time::Duration::try_from(self.touch_step).unwrap_or(time::Duration::MAX);
-        TouchRule::new(self.idle_for(false), self.idle_for(true), step)
-    }
-}
+/// Makes the layer's keeper once the settings are checked.
+type MakeKeeper = Box<dyn FnOnce(Settings) -> Result<Arc<dyn Begin>, ConfigError> + Send + Sync>;
 
 impl SessionLayer {
     /// A layer over `store` with the default settings (see the table above).
@@ -99,16 +77,62 @@ impl SessionLayer {
     /// # Ok::<(), session_layer::ConfigError>(())
     /// ```
     pub fn builder(store: impl SessionStore) -> SessionLayerBuilder {
-        SessionLayerBuilder {
-            backend: Arc::new(store),
-            cookie: CookieConfig::default(),
-            expiry: ExpiryConfig::default(),
-            limits: Limits::default(),
-            clock: Arc::new(SystemClock),
-            save_error_status: StatusCode::INTERNAL_SERVER_ERROR,
-            #[cfg(feature = "client-side")]
-            client_side: None,
-        }
+        SessionLayerBuilder::new(Box::new(move |settings| {
+            Ok(Arc::new(Shared {
+                settings,
+                keeper: Stored(store),
+            }))
+        }))
+    }
+
+    /// A layer that keeps each session in its cookie instead of a store, with the default
+    /// cookie and expiry settings (see [`SessionLayer`]) and the options of `config`. See
+    /// the [`client_side`](crate::client_side) module for what this mode can and cannot do.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use session_layer::{KeyRing, SessionLayer};
+    ///
+    /// # let key: Vec<u8> = (0u8..64).collect();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hello" }))
+    ///     .layer(SessionLayer::client_side(KeyRing::new([key])?));
+    /// # Ok::<(), session_layer::ConfigError>(())
+    /// ```
+    #[cfg(feature = "client-side")]
+    #[must_use]
+    pub fn client_side(config: impl Into<ClientSide>) -> Self {
+        Self::client_side_builder(config)
+            .build()
+            .expect("the default configuration is valid")
+    }
+
+    /// A builder for a client-side layer, to change the cookie and expiry defaults; every
+    /// setting of [`SessionLayerBuilder`] applies and is checked the same way.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_layer::{ClientSide, KeyRing, SameSite, SessionLayer};
+    ///
+    /// let layer = SessionLayer::client_side_builder(ClientSide::new(KeyRing::generate()))
+    ///     .with_same_site(SameSite::Strict)
+    ///     .with_idle_timeout(Duration::from_secs(10 * 60))
+    ///     .build()?;
+    /// # Ok::<(), session_layer::ConfigError>(())
+    /// ```
+    #[cfg(feature = "client-side")]
+    pub fn client_side_builder(config: impl Into<ClientSide>) -> SessionLayerBuilder {
+        let config = config.into();
+        SessionLayerBuilder::new(Box::new(move |settings: Settings| {
+            let keeper = config.into_sealing(&settings.cookie_name)?;
+            Ok(Arc::new(Shared { settings, keeper }))
+        }))
+    }
+
+    /// The session a request with these headers gets, outside any service: for the doc
+    /// examples and the test constructor.
+    pub(crate) fn session_for(&self, headers: &http::HeaderMap) -> Session {
+        Session::new(self.begin.clone().begin(headers))
     }
 }
 
@@ -116,29 +140,43 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.shared.clone())
+        SessionService::new(inner, self.begin.clone())
     }
 }
 
 /// Builds a [`SessionLayer`]; [`build`](Self::build) checks the settings.
-#[derive(Debug)]
 #[must_use]
 pub struct SessionLayerBuilder {
-    backend: Arc<dyn SessionStore>,
+    make: MakeKeeper,
     cookie: CookieConfig,
     expiry: ExpiryConfig,
     limits: Limits,
     clock: Arc<dyn Clock>,
     save_error_status: StatusCode,
-    #[cfg(feature = "client-side")]
-    client_side: Option<crate::client_side::ClientSide>,
+}
+
+impl std::fmt::Debug for SessionLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayerBuilder")
+            .field("cookie", &self.cookie)
+            .field("expiry", &self.expiry)
+            .field("limits", &self.limits)
+            .field("clock", &self.clock)
+            .field("save_error_status", &self.save_error_status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionLayerBuilder {
-    #[cfg(feature = "client-side")]
-    pub(crate) fn with_client_side(mut self, config: crate::client_side::ClientSide) -> Self {
-        self.client_side = Some(config);
-        self
+    fn new(make: MakeKeeper) -> Self {
+        Self {
+            make,
+            cookie: CookieConfig::default(),
+            expiry: ExpiryConfig::default(),
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            save_error_status: StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     /// The cookie's name. Default: `__Host-session`. Matched byte for byte in requests.
@@ -255,23 +293,16 @@ impl SessionLayerBuilder {
                 "the save error status must be a 5xx: the client must not take a failed save for success",
             ));
         }
-        #[cfg(feature = "client-side")]
-        let client_side = self
-            .client_side
-            .map(|c| c.into_sealing(&self.cookie.name))
-            .transpose()?;
+        let settings = Settings {
+            cookie_name: self.cookie.name.as_str().into(),
+            set_cookie: SetCookie::new(&self.cookie),
+            rules: WriteRules::new(self.limits, self.expiry.touch_rule()),
+            absolute: self.expiry.absolute(),
+            clock: self.clock,
+            save_error_status: self.save_error_status,
+        };
         Ok(SessionLayer {
-            shared: Arc::new(Shared {
-                backend: self.backend,
-                set_cookie: crate::set_cookie::SetCookie::new(&self.cookie),
-                cookie: self.cookie,
-                expiry: self.expiry,
-                rules: WriteRules::new(self.limits, self.expiry.touch_rule()),
-                clock: self.clock,
-                save_error_status: self.save_error_status,
-                #[cfg(feature = "client-side")]
-                client_side,
-            }),
+            begin: (self.make)(settings)?,
         })
     }
 }

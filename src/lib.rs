@@ -92,11 +92,15 @@ pub mod flash;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod id;
+mod keeper;
 mod layer;
 pub mod record;
+mod request;
+mod rules;
 mod service;
 mod session;
 mod set_cookie;
+mod settings;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -121,8 +125,7 @@ where
     Fut: std::future::Future<Output = Result<(), SessionError>>,
 {
     let layer = SessionLayer::new(MemoryStore::default());
-    let now = clock::to_millis(time::OffsetDateTime::now_utc());
-    let session = Session::new(layer.shared, None, false, now);
+    let session = layer.session_for(&http::HeaderMap::new());
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime for the example")

@@ -1,19 +1,19 @@
 //! The [`Session`] handle a request carries.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use time::OffsetDateTime;
-use tokio::sync::OnceCell;
 
 use crate::error::SessionError;
-use crate::id::{SessionHandle, SessionId, StorageKey};
-use crate::layer::Shared;
-use crate::record::{Change, Metadata, Record};
-use crate::store::{SessionInfo, Totals};
+use crate::id::SessionHandle;
+use crate::keeper::{Ending, Fit};
+use crate::record::{Metadata, Record};
+use crate::request::{Core, State};
+use crate::rules::Totals;
+use crate::store::SessionInfo;
 
 /// The session of one request: typed values by key, plus ID rotation, logout, "remember me"
 /// and the owner used for per-user listing and revocation.
@@ -42,167 +42,37 @@ use crate::store::{SessionInfo, Totals};
 /// ```
 #[derive(Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) shared: Arc<Shared>,
-    /// The ID the request's cookie named, if it had the right shape.
-    pub(crate) cookie_id: Option<SessionId>,
-    /// The storage key of `cookie_id`, hashed on first use: a request that loads and then
-    /// saves hashes its ID once.
-    cookie_key: std::sync::OnceLock<StorageKey>,
-    /// Whether the request carried a cookie of the session's name at all.
-    pub(crate) had_cookie: bool,
-    /// In client-side mode, the sealed value the request's cookie carried, if well-formed.
-    #[cfg(feature = "client-side")]
-    pub(crate) sealed: Option<crate::client_side::Incoming>,
-    pub(crate) now: OffsetDateTime,
-    pub(crate) loaded: OnceCell<Option<Record>>,
-    pub(crate) state: Mutex<State>,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    /// The handler read or wrote the session (the response then varies by cookie).
-    pub(crate) accessed: bool,
-    /// The session the cookie named is to be deleted; later writes start a new one.
-    pub(crate) destroyed: bool,
-    /// A new ID is to replace the current one.
-    pub(crate) rotate: bool,
-    pub(crate) change: Change,
-    /// What the data adds up to with `change` applied, as far as this request knows it, and
-    /// whether that counts what was read: kept so that many writes count in linear time.
-    known: Option<(bool, Totals)>,
-}
-
-impl Inner {
-    /// The storage key of the ID the cookie named, if it named one.
-    pub(crate) fn cookie_key(&self) -> Option<&StorageKey> {
-        let id = self.cookie_id.as_ref()?;
-        Some(self.cookie_key.get_or_init(|| id.storage_key()))
-    }
+    core: Arc<dyn Core>,
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("Session")
-            .field("id", &self.inner.cookie_id.as_ref().map(|_| "REDACTED"))
-            .field("loaded", &self.inner.loaded.initialized())
-            .field("destroyed", &state.destroyed)
-            .field("rotate", &state.rotate)
+            .field("id", &self.core.had_cookie().then_some("REDACTED"))
+            .field("loaded", &self.core.loaded().is_some())
+            .field("destroyed", &state.ending.destroyed)
+            .field("rotate", &state.ending.rotate)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        cookie_id: Option<SessionId>,
-        had_cookie: bool,
-        now: OffsetDateTime,
-    ) -> Self {
-        // Without a usable ID there is nothing to load: the session starts empty.
-        let loaded = if cookie_id.is_none() {
-            OnceCell::new_with(Some(None))
-        } else {
-            OnceCell::new()
-        };
-        Self {
-            inner: Arc::new(Inner {
-                shared,
-                cookie_id,
-                cookie_key: std::sync::OnceLock::new(),
-                had_cookie,
-                #[cfg(feature = "client-side")]
-                sealed: None,
-                now,
-                loaded,
-                state: Mutex::new(State::default()),
-            }),
-        }
+    pub(crate) fn new(core: Arc<dyn Core>) -> Self {
+        Self { core }
     }
 
-    /// A client-side session, carried by the sealed value of the request's cookie.
-    #[cfg(feature = "client-side")]
-    pub(crate) fn new_sealed(
-        shared: Arc<Shared>,
-        sealed: Option<crate::client_side::Incoming>,
-        had_cookie: bool,
-        now: OffsetDateTime,
-    ) -> Self {
-        let loaded = if sealed.is_none() {
-            OnceCell::new_with(Some(None))
-        } else {
-            OnceCell::new()
-        };
-        Self {
-            inner: Arc::new(Inner {
-                shared,
-                cookie_id: None,
-                cookie_key: std::sync::OnceLock::new(),
-                had_cookie,
-                sealed,
-                now,
-                loaded,
-                state: Mutex::new(State::default()),
-            }),
-        }
+    pub(crate) fn core(&self) -> &Arc<dyn Core> {
+        &self.core
     }
 
-    pub(crate) fn inner(&self) -> &Inner {
-        &self.inner
-    }
-
-    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.core.state()
     }
 
     /// The stored record, read at most once per request. `None` for a new session.
     async fn record(&self) -> Result<Option<&Record>, SessionError> {
-        Ok(self.loaded_record().await?)
-    }
-
-    /// As [`record`](Self::record), with the store's error as it is.
-    pub(crate) async fn loaded_record(&self) -> Result<Option<&Record>, crate::StoreError> {
-        let inner = &*self.inner;
-        if let Some(loaded) = inner.loaded.get() {
-            return Ok(loaded.as_ref());
-        }
-        if let Some(loaded) = self.load_at_once() {
-            // Set the cell at once unless another task is setting it.
-            if inner.loaded.set(loaded?).is_ok() {
-                return Ok(inner.loaded.get().and_then(Option::as_ref));
-            }
-        }
-        let loaded = inner
-            .loaded
-            .get_or_try_init(|| async {
-                #[cfg(feature = "client-side")]
-                if let Some(sealing) = &inner.shared.client_side {
-                    return crate::client_side::load(inner, sealing).await;
-                }
-                let key = inner.cookie_key().expect("set when not preloaded");
-                // The read's touch, if due, happens here, in the same store call.
-                let touch = Some(&inner.shared.rules.touch);
-                inner.shared.backend.load(key, touch, inner.now).await
-            })
-            .await?;
-        Ok(loaded.as_ref())
-    }
-
-    /// The load, if it needs no waiting: a client-side cookie with no not-before check to
-    /// make.
-    fn load_at_once(&self) -> Option<Result<Option<Record>, crate::StoreError>> {
-        #[cfg(feature = "client-side")]
-        if let Some(sealing) = &self.inner.shared.client_side {
-            return crate::client_side::load_at_once(&self.inner, sealing).map(Ok);
-        }
-        None
+        Ok(self.core.record().await?)
     }
 
     /// The value under `key`, or `None` if there is none.
@@ -223,16 +93,16 @@ impl Session {
         {
             let mut state = self.state();
             state.accessed = true;
-            if let Some(pending) = state.change.lookup(key) {
+            if let Some(pending) = state.ending.change.lookup(key) {
                 return pending.map(|v| decode(key, v)).transpose();
             }
-            if state.destroyed {
+            if state.ending.destroyed {
                 return Ok(None);
             }
         }
         let record = self.record().await?;
         // A write that raced with the load wins, as it came later.
-        if let Some(pending) = self.state().change.lookup(key) {
+        if let Some(pending) = self.state().ending.change.lookup(key) {
             return pending.map(|v| decode(key, v)).transpose();
         }
         record
@@ -270,23 +140,33 @@ impl Session {
     /// ```
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
         let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
-        #[cfg(feature = "client-side")]
-        crate::client_side::check_insert(self, key, &value).await?;
-        let limits = &self.inner.shared.rules.limits;
+        // What the session's keeper can hold (a client-side cookie's size), decided on the
+        // stored record when the pending writes alone cannot tell.
+        let mut fit = self.core.fits(&self.state(), key, &value);
+        if fit == Fit::NeedsRecord {
+            self.record().await?;
+            fit = self.core.fits(&self.state(), key, &value);
+        }
+        if let Fit::CookieTooLarge(bytes) = fit {
+            return Err(SessionError::CookieTooLarge { bytes });
+        }
+        let limits = &self.core.settings().rules.limits;
         let mut state = self.state();
         state.accessed = true;
         // What is known of the data: what was read, unless a destroy or a clear dropped it
         // (what was not read, the store counts when it saves), with this request's writes.
         let empty = serde_json::Map::new();
-        let (read, stored) = match self.inner.loaded.get() {
-            Some(Some(record)) if !state.destroyed && !state.change.clear => (true, record.data()),
+        let (read, stored) = match self.core.loaded() {
+            Some(Some(record)) if !state.ending.destroyed && !state.ending.change.clear => {
+                (true, record.data())
+            }
             _ => (false, &empty),
         };
         let before = match state.known {
             Some((on_read, totals)) if on_read == read => totals,
-            _ => Totals::after(stored, &state.change),
+            _ => Totals::after(stored, &state.ending.change),
         };
-        let old = match state.change.lookup(key) {
+        let old = match state.ending.change.lookup(key) {
             Some(pending) => pending,
             None => stored.get(key),
         };
@@ -304,7 +184,7 @@ impl Session {
             });
         }
         state.known = Some((read, after));
-        state.change.set(key, value);
+        state.ending.change.set(key, value);
         Ok(())
     }
 
@@ -320,7 +200,7 @@ impl Session {
     pub async fn remove(&self, key: &str) {
         let mut state = self.state();
         state.accessed = true;
-        state.change.remove(key);
+        state.ending.change.remove(key);
         state.known = None;
     }
 
@@ -357,7 +237,7 @@ impl Session {
     pub async fn clear(&self) {
         let mut state = self.state();
         state.accessed = true;
-        state.change.clear();
+        state.ending.change.clear();
         state.known = None;
     }
 
@@ -375,7 +255,7 @@ impl Session {
     pub async fn rotate(&self) {
         let mut state = self.state();
         state.accessed = true;
-        state.rotate = true;
+        state.ending.rotate = true;
     }
 
     /// Ends the session (sign-out): its record is deleted at the end of the request and the
@@ -392,10 +272,11 @@ impl Session {
     pub async fn destroy(&self) {
         let mut state = self.state();
         state.accessed = true;
-        state.destroyed = true;
-        state.rotate = false;
-        state.change = Change::default();
-        state.change.clear();
+        state.ending = Ending {
+            destroyed: true,
+            ..Ending::default()
+        };
+        state.ending.change.clear();
         state.known = None;
     }
 
@@ -412,7 +293,7 @@ impl Session {
     pub async fn set_persistent(&self, persistent: bool) {
         let mut state = self.state();
         state.accessed = true;
-        state.change.persistent = Some(persistent);
+        state.ending.change.persistent = Some(persistent);
     }
 
     /// Sets (or with `None`, removes) the user this session belongs to, for
@@ -427,7 +308,7 @@ impl Session {
     pub async fn set_user(&self, user: Option<impl Into<String>>) {
         let mut state = self.state();
         state.accessed = true;
-        state.change.user = Some(user.map(Into::into));
+        state.ending.change.user = Some(user.map(Into::into));
     }
 
     /// The user this session belongs to, if one was set.
@@ -457,7 +338,7 @@ impl Session {
         let destroyed = {
             let mut state = self.state();
             state.accessed = true;
-            state.destroyed
+            state.ending.destroyed
         };
         let stored = if destroyed {
             None
@@ -465,30 +346,20 @@ impl Session {
             self.record().await?.map(|r| r.meta.clone())
         };
         let state = self.state();
-        let mut meta = stored.unwrap_or_else(|| self.fresh_meta(&state.change));
-        state.change.apply_meta(&mut meta);
+        let mut meta = stored.unwrap_or_else(|| {
+            self.core
+                .settings()
+                .fresh_meta(&state.ending.change, self.core.started())
+        });
+        state.ending.change.apply_meta(&mut meta);
         Ok(meta)
-    }
-
-    /// The metadata a new session would be created with.
-    pub(crate) fn fresh_meta(&self, change: &Change) -> Metadata {
-        let now = self.inner.now;
-        let expiry = &self.inner.shared.expiry;
-        let persistent = change.persistent.unwrap_or(false);
-        let mut record = Record::new(
-            now,
-            now + expiry.idle_for(persistent),
-            now + expiry.absolute,
-        );
-        change.apply_meta(&mut record.meta);
-        record.meta
     }
 
     /// The handle of this session as [`Session::user_sessions`] lists it, or `None` for a
     /// session that is not stored yet.
     #[must_use]
     pub fn handle(&self) -> Option<SessionHandle> {
-        self.inner.cookie_key().copied().map(SessionHandle::from)
+        self.core.handle()
     }
 
     /// The live sessions of this session's user (empty when no user is set): metadata and
@@ -499,12 +370,7 @@ impl Session {
     /// [`SessionError::Store`] if the store could not be read.
     pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         match self.user().await? {
-            Some(user) => Ok(self
-                .inner
-                .shared
-                .backend
-                .list_by_user(&user, self.inner.now)
-                .await?),
+            Some(user) => Ok(self.core.sessions_of(&user).await?),
             None => Ok(Vec::new()),
         }
     }
@@ -520,12 +386,7 @@ impl Session {
             return Ok(false);
         };
         let key = handle.storage_key();
-        Ok(self
-            .inner
-            .shared
-            .backend
-            .delete_owned(&key, &user, self.inner.now)
-            .await?)
+        Ok(self.core.revoke(&key, &user).await?)
     }
 
     /// Ends every other session of this session's user ("sign out everywhere else", or after
@@ -539,13 +400,7 @@ impl Session {
         let Some(user) = self.user().await? else {
             return Ok(0);
         };
-        let keep = self.inner.cookie_id.as_ref().map(SessionId::storage_key);
-        Ok(self
-            .inner
-            .shared
-            .backend
-            .delete_by_user(&user, keep.as_ref(), self.inner.now)
-            .await?)
+        Ok(self.core.revoke_others(&user).await?)
     }
 }
 

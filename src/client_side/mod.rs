@@ -80,14 +80,14 @@
 //! any session, so keep keys out of the code and the logs, and rotate them.
 //!
 //! [`SessionLayerBuilder`]: crate::SessionLayerBuilder
+//! [`SessionLayer::client_side_builder`]: crate::SessionLayer::client_side_builder
 //! [`Session::user_sessions`]: crate::Session::user_sessions
 //! [`Session::revoke`]: crate::Session::revoke
 //! [`Session::revoke_others`]: crate::Session::revoke_others
 //! [`Session::handle`]: crate::Session::handle
 
+mod keeper;
 mod keyring;
-mod no_store;
-mod request;
 mod seal;
 #[cfg(test)]
 mod tests;
@@ -100,15 +100,11 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use self::keyring::{KeyRing, MAX_KEYS, MIN_KEY_LEN};
-pub(crate) use self::request::{
-    check_insert, load, load_at_once, save, save_now, session_for, Incoming,
-};
 pub use self::seal::MAX_COOKIE_BYTES;
 use self::seal::{Mode, Nonce, Sealer};
 use crate::config::ConfigError;
 use crate::record::Record;
 use crate::store::{StoreError, StoreErrorKind};
-use crate::{SessionLayer, SessionLayerBuilder};
 
 /// The purpose keys are derived for when [`ClientSide::with_purpose`] is not called.
 pub const DEFAULT_PURPOSE: &str = "session-layer";
@@ -118,7 +114,8 @@ type NotBeforeFuture =
     Pin<Box<dyn Future<Output = Result<Option<OffsetDateTime>, BoxError>> + Send>>;
 
 /// How a layer keeps sessions in cookies: the keys, and the options of client-side mode.
-/// Give it to [`SessionLayer::client_side`] or [`SessionLayer::client_side_builder`]; a
+/// Give it to [`SessionLayer::client_side`](crate::SessionLayer::client_side) or
+/// [`SessionLayer::client_side_builder`](crate::SessionLayer::client_side_builder); a
 /// [`KeyRing`] alone converts into one with the defaults.
 ///
 /// | setting | default |
@@ -312,46 +309,6 @@ impl fmt::Debug for Sealing {
             .field("sealer", &self.sealer)
             .field("not_before", &self.not_before.is_some())
             .finish()
-    }
-}
-
-impl SessionLayer {
-    /// A layer that keeps each session in its cookie instead of a store, with the default
-    /// cookie and expiry settings (see [`SessionLayer`]) and the options of `config`. See
-    /// the [`client_side`](self) module for what this mode can and cannot do.
-    ///
-    /// ```
-    /// use axum::{routing::get, Router};
-    /// use session_layer::{KeyRing, SessionLayer};
-    ///
-    /// # let key: Vec<u8> = (0u8..64).collect();
-    /// let app: Router = Router::new()
-    ///     .route("/", get(|| async { "hello" }))
-    ///     .layer(SessionLayer::client_side(KeyRing::new([key])?));
-    /// # Ok::<(), session_layer::ConfigError>(())
-    /// ```
-    #[must_use]
-    pub fn client_side(config: impl Into<ClientSide>) -> Self {
-        Self::client_side_builder(config)
-            .build()
-            .expect("the default configuration is valid")
-    }
-
-    /// A builder for a client-side layer, to change the cookie and expiry defaults; every
-    /// setting of [`SessionLayerBuilder`] applies and is checked the same way.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use session_layer::{ClientSide, KeyRing, SameSite, SessionLayer};
-    ///
-    /// let layer = SessionLayer::client_side_builder(ClientSide::new(KeyRing::generate()))
-    ///     .with_same_site(SameSite::Strict)
-    ///     .with_idle_timeout(Duration::from_secs(10 * 60))
-    ///     .build()?;
-    /// # Ok::<(), session_layer::ConfigError>(())
-    /// ```
-    pub fn client_side_builder(config: impl Into<ClientSide>) -> SessionLayerBuilder {
-        Self::builder(no_store::NoStore).with_client_side(config.into())
     }
 }
 

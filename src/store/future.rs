@@ -52,6 +52,16 @@ impl<'a, T> StoreFuture<'a, T> {
     }
 }
 
+impl<T> StoreFuture<'_, T> {
+    /// The answer, if the store already gave it; otherwise the future to wait on.
+    pub(crate) fn into_ready(self) -> Result<Result<T, StoreError>, Self> {
+        match self.kind {
+            Kind::Ready(Some(result)) => Ok(result),
+            kind => Err(Self { kind }),
+        }
+    }
+}
+
 // Neither kind is pinned in place (an `Option` of the answer, a `Pin<Box<_>>`), whatever `T` is.
 impl<T> Unpin for StoreFuture<'_, T> {}
 

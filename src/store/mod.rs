@@ -42,7 +42,6 @@ mod cleanup;
 mod error;
 mod future;
 pub mod memory;
-mod rules;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -52,9 +51,9 @@ use time::OffsetDateTime;
 pub use self::cleanup::{spawn_cleanup, CleanupHandle};
 pub use self::error::{StoreError, StoreErrorKind};
 pub use self::future::StoreFuture;
-pub use self::rules::{entry_bytes, Applied, Limits, Totals, TouchRule, WriteRules};
 use crate::id::{SessionHandle, StorageKey};
 use crate::record::{Change, Metadata, Record};
+pub use crate::rules::{entry_bytes, Applied, Limits, Totals, TouchRule, WriteRules};
 
 /// What [`SessionStore::rotate`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

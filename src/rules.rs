@@ -11,8 +11,9 @@ use crate::record::{Change, Metadata, Record, Touch};
 ///
 /// A touch is due when the new idle deadline (`now` plus the idle timeout that fits the
 /// record's own persistence flag, capped at its absolute deadline) lies more than `step`
-/// after the stored one. Stores touch by [`due`](Self::due) exactly, in
-/// [`SessionStore::load`](super::SessionStore::load) and through [`WriteRules::apply`].
+/// after the stored one. Stores touch by [`due`](Self::due) exactly, when they load a
+/// record for the layer and through [`WriteRules::apply`]; the client-side mode decides by
+/// it too.
 ///
 /// ```
 /// use session_layer::record::Record;
@@ -62,9 +63,20 @@ impl TouchRule {
     /// its absolute deadline.
     #[must_use]
     pub fn idle_deadline(&self, meta: &Metadata, now: OffsetDateTime) -> OffsetDateTime {
-        now.checked_add(self.idle_for(meta.persistent))
-            .unwrap_or(meta.absolute_deadline)
+        now.saturating_add(self.idle_for(meta.persistent))
             .min(meta.absolute_deadline)
+    }
+
+    /// The touch that restarts the idle deadline at `now` with the idle timeout of a
+    /// session whose persistence flag becomes `persistent` (a store caps it at the absolute
+    /// deadline). A change of persistence always makes one: turning "remember me" off must
+    /// bring the deadline in, which [`due`](Self::due) never does.
+    #[must_use]
+    pub fn restart(&self, persistent: bool, now: OffsetDateTime) -> Touch {
+        Touch {
+            seen: now,
+            idle_deadline: now.saturating_add(self.idle_for(persistent)),
+        }
     }
 
     /// The touch activity at `now` calls for, or `None` if the idle deadline would move by
@@ -249,8 +261,7 @@ fn json_len(value: &Value) -> usize {
 }
 
 /// What a write must keep: the size limits of the result, and when activity moves the idle
-/// deadline. The layer passes them to [`SessionStore::apply`](super::SessionStore::apply)
-/// and [`SessionStore::rotate`](super::SessionStore::rotate).
+/// deadline. The layer passes them to a store's `apply` and `rotate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteRules {
@@ -315,8 +326,7 @@ impl WriteRules {
     }
 }
 
-/// What [`WriteRules::apply`] (and so [`SessionStore::apply`](super::SessionStore::apply))
-/// found.
+/// What [`WriteRules::apply`] (and so a store's `apply`) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Applied {

@@ -1,0 +1,330 @@
+//! Sessions kept in their own cookies: the cookie is opened when the handler first reads
+//! the session, and the result is sealed into the response after the handler returns.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::seal::{write_data, Nonce, MAX_COOKIE_BYTES};
+use super::Sealing;
+use crate::error::SessionError;
+use crate::id::{SessionHandle, StorageKey};
+use crate::keeper::{CookieOut, Fit, FitCheck, Keeper, Saving, Settled};
+use crate::record::{Change, Metadata, Record};
+use crate::store::{SessionInfo, StoreError, StoreErrorKind, StoreFuture};
+
+/// The sealed value a request brought, kept unopened until the handler reads the session.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    value: Box<str>,
+    /// Set when the value opened: the session's nonce, and whether an old key opened it.
+    opened: OnceLock<(Nonce, bool)>,
+}
+
+/// The one place every rejected cookie is reported, whatever was wrong with it (base64, key,
+/// name, purpose, format version, payload), so the logs tell an attacker nothing the
+/// response does not. The value itself is never logged.
+fn rejected() {
+    tracing::debug!(
+        target: "session_layer::client_side",
+        reason = "malformed",
+        "session cookie rejected: not sealed for this cookie and purpose by a key of the ring, \
+         or malformed; the request is anonymous"
+    );
+}
+
+fn unsupported() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "client-side sessions keep no server-side records, so a user's sessions cannot be \
+         listed or revoked; use a server-side store, or ClientSide::with_not_before to void a \
+         user's older sessions",
+    )
+}
+
+impl Keeper for Sealing {
+    type Cookie = Sealed;
+
+    fn read(&self, value: &[u8]) -> Option<Sealed> {
+        // The shape check admits only ASCII, so the value is UTF-8.
+        if !self.sealer.has_shape(value) {
+            return None;
+        }
+        Some(Sealed {
+            value: std::str::from_utf8(value).ok()?.into(),
+            opened: OnceLock::new(),
+        })
+    }
+
+    fn refused(&self) {
+        rejected();
+    }
+
+    fn load<'a>(
+        &'a self,
+        _: &'a crate::settings::Settings,
+        cookie: &'a Sealed,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Record>> {
+        let Some(record) = self.open_live(cookie, now) else {
+            return StoreFuture::ready(Ok(None));
+        };
+        let Some(not_before) = &self.not_before else {
+            return StoreFuture::ready(Ok(Some(record)));
+        };
+        let Some(user) = record.meta.user.clone() else {
+            return StoreFuture::ready(Ok(Some(record)));
+        };
+        StoreFuture::boxed(async move {
+            let cut_off = not_before.check(&user).await?;
+            Ok((!cut_off.is_some_and(|t| record.meta.created < t)).then_some(record))
+        })
+    }
+
+    fn fits(&self, check: &FitCheck<'_, Sealed>) -> Fit {
+        // A cheap bound first: what the request's cookie held (or a new session's metadata),
+        // plus the largest JSON spelling of every value this request sets. Only when that
+        // does not fit is the record serialized to count exactly.
+        let change = check.change;
+        let stored = match check.cookie {
+            Some(cookie) if !check.destroyed && !change.clear => cookie.value.len(),
+            _ => FRESH_PAYLOAD_BOUND,
+        };
+        let user = match &change.user {
+            Some(Some(user)) => json_str_bound(user) + 8,
+            _ => 0,
+        };
+        let pending: usize = change
+            .set
+            .iter()
+            .map(|(k, v)| json_str_bound(k) + json_bound(v) + 2)
+            .sum();
+        let bound =
+            stored + user + pending + json_str_bound(check.key) + json_bound(check.value) + 2;
+        if self.sealer.cookie_len_for_json(bound) <= MAX_COOKIE_BYTES {
+            return Fit::Yes;
+        }
+        let Some(loaded) = check.loaded else {
+            return Fit::NeedsRecord;
+        };
+        let mut record = match loaded {
+            Some(record) if !check.destroyed => record.clone(),
+            _ => Record::from_parts(
+                serde_json::Map::new(),
+                check.settings.fresh_meta(change, check.started),
+            ),
+        };
+        change.apply_to(&mut record);
+        record
+            .data_mut()
+            .insert(check.key.to_owned(), check.value.clone());
+        match self.sealer.cookie_len(&record) {
+            bytes if bytes > MAX_COOKIE_BYTES => Fit::CookieTooLarge(bytes),
+            _ => Fit::Yes,
+        }
+    }
+
+    fn settle(&self, saving: &Saving<'_, Sealed>) -> Settled {
+        let ending = saving.ending;
+        if ending.destroyed {
+            // Nothing to delete: the removal cookie (or a new session) replaces the old value.
+            return Settled::Done(self.fresh_or_clear(saving));
+        }
+        let Some(loaded) = saving.loaded else {
+            if ending.rotate || !ending.change.is_empty() {
+                // A write that no read preceded: the whole record is resealed, so it is opened
+                // first.
+                return Settled::NeedsRecord;
+            }
+            // Nothing was read and nothing changed: no reason to open the cookie.
+            return Settled::Done(Ok(CookieOut::Keep));
+        };
+        let (Some(record), Some(cookie)) = (loaded, saving.cookie) else {
+            return Settled::Done(self.fresh_or_clear(saving));
+        };
+        // Judged now, at the save: a session that expired while the handler ran stays
+        // expired, and its writes start a new one.
+        let now = saving.now;
+        if !record.is_live(now) {
+            return Settled::Done(self.fresh_or_clear(saving));
+        }
+        let (nonce, old_key) = cookie
+            .opened
+            .get()
+            .expect("a loaded record came from an opened cookie");
+        let rules = &saving.settings.rules;
+        let change = &ending.change;
+        let mut meta = record.meta.clone();
+        change.apply_meta(&mut meta);
+        let due = change.persistent.is_some() || rules.touch.due(&meta, now).is_some();
+        if !due && !ending.rotate && !old_key && change.is_empty() {
+            return Settled::Done(Ok(CookieOut::Keep));
+        }
+        if let Some(totals) = rules.limits.refuse(record.data(), change) {
+            return Settled::Done(Err(StoreError::new(
+                StoreErrorKind::TooLarge,
+                format!(
+                    "a session size limit was passed: the write would make the session {} keys \
+                     and {} bytes of data; nothing was saved",
+                    totals.keys, totals.bytes
+                ),
+            )));
+        }
+        // Resealing costs the same with or without a touch, so every reseal is one.
+        let touch = match change.persistent {
+            Some(persistent) => rules.touch.restart(persistent, now),
+            None => crate::record::Touch {
+                seen: now,
+                idle_deadline: rules.touch.idle_deadline(&meta, now),
+            },
+        };
+        touch.apply_to(&mut meta);
+        let nonce = if ending.rotate {
+            Nonce::generate()
+        } else {
+            nonce.clone()
+        };
+        // Sealed from the loaded record and the change, without copying the record first.
+        Settled::Done(self.sealed_out(
+            saving,
+            &meta,
+            |out| write_data(record, Some(change), out),
+            &nonce,
+        ))
+    }
+
+    fn save<'a>(&'a self, saving: &'a Saving<'a, Sealed>) -> StoreFuture<'a, CookieOut> {
+        // Sealing never waits on a store: once the record is loaded, settling answers.
+        match self.settle(saving) {
+            Settled::Done(out) => StoreFuture::ready(out),
+            Settled::NeedsRecord | Settled::NeedsSave => StoreFuture::ready(Err(StoreError::new(
+                StoreErrorKind::Other,
+                "client-side sessions: the cookie was not opened before the save",
+            ))),
+        }
+    }
+
+    fn handle(&self, _: &Sealed) -> Option<SessionHandle> {
+        None
+    }
+
+    fn sessions_of<'a>(
+        &'a self,
+        _: &'a str,
+        _: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        StoreFuture::ready(Err(unsupported()))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        _: &'a StorageKey,
+        _: &'a str,
+        _: OffsetDateTime,
+    ) -> StoreFuture<'a, bool> {
+        StoreFuture::ready(Err(unsupported()))
+    }
+
+    fn revoke_others<'a>(
+        &'a self,
+        _: Option<&'a Sealed>,
+        _: &'a str,
+        _: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        StoreFuture::ready(Err(unsupported()))
+    }
+}
+
+impl Sealing {
+    /// Opens the cookie and checks its deadlines: the live record, or `None` for a cookie
+    /// that does not open or has expired.
+    fn open_live(&self, cookie: &Sealed, now: OffsetDateTime) -> Option<Record> {
+        let Some(opened) = self.sealer.open(&cookie.value) else {
+            rejected();
+            return None;
+        };
+        if !opened.record.is_live(now) {
+            tracing::debug!(
+                target: "session_layer::client_side",
+                reason = "expired",
+                "the session cookie's session has expired; the request is anonymous"
+            );
+            return None;
+        }
+        // Kept even if the not-before check then voids the record: it is only read for a
+        // record that loaded.
+        let _ = cookie.opened.set((opened.nonce, opened.old_key));
+        Some(opened.record)
+    }
+
+    /// A new sealed session holding the request's change, if it holds anything worth
+    /// keeping, or the removal of a cookie that named no live session.
+    fn fresh_or_clear(&self, saving: &Saving<'_, Sealed>) -> Result<CookieOut, StoreError> {
+        let change: &Change = &saving.ending.change;
+        match saving.settings.fresh_record(change, saving.now) {
+            Some(record) => self.sealed_out(
+                saving,
+                &record.meta,
+                |out| write_data(&record, None, out),
+                &Nonce::generate(),
+            ),
+            None => Ok(saving.nothing_kept()),
+        }
+    }
+
+    /// Seals a record given as metadata and data into the response's `Set-Cookie`, rendered
+    /// from the sealed value where the jar holds it.
+    fn sealed_out(
+        &self,
+        saving: &Saving<'_, Sealed>,
+        meta: &Metadata,
+        write_data: impl FnOnce(&mut Vec<u8>),
+        nonce: &Nonce,
+    ) -> Result<CookieOut, StoreError> {
+        self.sealer
+            .seal_with(meta, write_data, nonce, |value| {
+                CookieOut::Set(saving.settings.cookie(value, meta, saving.now))
+            })
+            .map_err(|bytes| {
+                StoreError::new(
+                    StoreErrorKind::TooLarge,
+                    format!("{}", SessionError::CookieTooLarge { bytes }),
+                )
+            })
+    }
+}
+
+/// More than the JSON payload of a session with no data and no user takes (format, nonce,
+/// four times and the persistence flag).
+const FRESH_PAYLOAD_BOUND: usize = 160;
+
+/// At least as many bytes as `value` takes as JSON: numbers at their longest (24), every
+/// byte of a string that JSON may escape at its longest escape (6).
+fn json_bound(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => json_str_bound(s),
+        Value::Array(items) => 2 + items.iter().map(|v| json_bound(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| json_str_bound(k) + json_bound(v) + 2)
+                .sum::<usize>()
+        }
+    }
+}
+
+fn json_str_bound(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| {
+            if b < 0x20 || b == b'"' || b == b'\\' {
+                6
+            } else {
+                1
+            }
+        })
+        .sum::<usize>()
+}

@@ -1,0 +1,238 @@
+//! Sessions kept in a [`SessionStore`], named by the session ID in the cookie: the save
+//! policy, which picks the one store operation a request needs (create, apply, rotate,
+//! delete) and what the cookie says afterwards.
+
+use std::sync::OnceLock;
+
+use time::OffsetDateTime;
+
+use super::{CookieOut, Fit, FitCheck, Keeper, Saving, Settled};
+use crate::id::{SessionHandle, SessionId, StorageKey};
+use crate::record::{Change, Metadata, Record};
+use crate::rules::Totals;
+use crate::settings::Settings;
+use crate::store::{
+    Applied, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, StoreFuture,
+};
+
+/// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
+/// broken random source rather than of bad luck).
+const CREATE_ATTEMPTS: usize = 3;
+
+/// A [`SessionStore`] as the home of a layer's sessions.
+#[derive(Debug)]
+pub(crate) struct Stored<S>(pub(crate) S);
+
+/// The session ID a request's cookie carried, and its storage key once needed: a request
+/// that loads and then saves hashes its ID once.
+#[derive(Debug)]
+pub(crate) struct Named {
+    id: SessionId,
+    key: OnceLock<StorageKey>,
+}
+
+impl Named {
+    fn key(&self) -> &StorageKey {
+        self.key.get_or_init(|| self.id.storage_key())
+    }
+}
+
+impl<S: SessionStore> Keeper for Stored<S> {
+    type Cookie = Named;
+
+    fn read(&self, value: &[u8]) -> Option<Named> {
+        SessionId::parse(value).map(|id| Named {
+            id,
+            key: OnceLock::new(),
+        })
+    }
+
+    fn refused(&self) {
+        tracing::debug!(
+            target: "session_layer",
+            reason = "malformed",
+            "the session cookie is not a session ID of this layer; the request is anonymous"
+        );
+    }
+
+    fn load<'a>(
+        &'a self,
+        settings: &'a Settings,
+        cookie: &'a Named,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<Record>> {
+        // The read's touch, if due, happens in the same store call.
+        self.0.load(cookie.key(), Some(&settings.rules.touch), now)
+    }
+
+    fn fits(&self, _: &FitCheck<'_, Named>) -> Fit {
+        // The store holds any size the layer's limits allow; those are checked apart.
+        Fit::Yes
+    }
+
+    fn settle(&self, saving: &Saving<'_, Named>) -> Settled {
+        let ending = saving.ending;
+        if ending.destroyed || ending.rotate || !ending.change.is_empty() {
+            return Settled::NeedsSave;
+        }
+        let Some(cookie) = saving.cookie else {
+            return Settled::Done(Ok(saving.nothing_kept()));
+        };
+        Settled::Done(Ok(match saving.loaded {
+            None => CookieOut::Keep,
+            // Unknown or expired: never adopted, and nothing to keep.
+            Some(None) => saving.nothing_kept(),
+            Some(Some(record)) if renews_cookie(&record.meta, saving.started) => {
+                set(saving, &cookie.id, &record.meta)
+            }
+            Some(Some(_)) => CookieOut::Keep,
+        }))
+    }
+
+    fn save<'a>(&'a self, saving: &'a Saving<'a, Named>) -> StoreFuture<'a, CookieOut> {
+        StoreFuture::boxed(self.save_now(saving))
+    }
+
+    fn handle(&self, cookie: &Named) -> Option<SessionHandle> {
+        Some(SessionHandle::from(*cookie.key()))
+    }
+
+    fn sessions_of<'a>(
+        &'a self,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Vec<SessionInfo>> {
+        self.0.list_by_user(user, now)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        key: &'a StorageKey,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, bool> {
+        self.0.delete_owned(key, user, now)
+    }
+
+    fn revoke_others<'a>(
+        &'a self,
+        keep: Option<&'a Named>,
+        user: &'a str,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, u64> {
+        self.0.delete_by_user(user, keep.map(Named::key), now)
+    }
+}
+
+impl<S: SessionStore> Stored<S> {
+    async fn save_now(&self, saving: &Saving<'_, Named>) -> Result<CookieOut, StoreError> {
+        let ending = saving.ending;
+        let store = &self.0;
+        let now = saving.now;
+        if ending.destroyed {
+            if let Some(cookie) = saving.cookie {
+                store.delete(cookie.key()).await?;
+            }
+            return self.create_or_clear(saving, &ending.change).await;
+        }
+        let (Some(cookie), loaded) = (saving.cookie, saving.loaded) else {
+            return self.create_or_clear(saving, &ending.change).await;
+        };
+        if let Some(None) = loaded {
+            // Loaded and found nothing: unknown or expired. Never adopt the client's ID.
+            return self.create_or_clear(saving, &ending.change).await;
+        }
+        let rules = &saving.settings.rules;
+        let mut change = ending.change.clone();
+        // A change of persistence restarts the idle deadline with the new timeout. Any other
+        // due touch was made by the load, or is made by the store with the change.
+        if let Some(persistent) = change.persistent {
+            change.touch = Some(rules.touch.restart(persistent, now));
+        }
+        let touched_by_load = loaded
+            .flatten()
+            .is_some_and(|r| renews_cookie(&r.meta, saving.started));
+        let key = cookie.key();
+
+        if ending.rotate {
+            for _ in 0..CREATE_ATTEMPTS {
+                let new_id = SessionId::generate();
+                match store
+                    .rotate(key, &new_id.storage_key(), &change, rules, now)
+                    .await?
+                {
+                    Rotated::Done(meta) => return Ok(set(saving, &new_id, &meta)),
+                    Rotated::Collision => {}
+                    Rotated::TooLarge(totals) => return Err(too_large(totals)),
+                    _ => return self.create_or_clear(saving, &ending.change).await,
+                }
+            }
+            return Err(collision_error());
+        }
+
+        match store.apply(key, &change, rules, now).await? {
+            Applied::Done(meta)
+                if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
+            {
+                Ok(set(saving, &cookie.id, &meta))
+            }
+            Applied::Done(_) => Ok(CookieOut::Keep),
+            Applied::TooLarge(totals) => Err(too_large(totals)),
+            // The session ended while this request ran (logout elsewhere, expiry): its
+            // writes go to a new session, never back into the old one.
+            _ => self.create_or_clear(saving, &ending.change).await,
+        }
+    }
+
+    /// Stores a new session holding `change`, if it holds anything worth keeping, or clears
+    /// a cookie that named no live session.
+    async fn create_or_clear(
+        &self,
+        saving: &Saving<'_, Named>,
+        change: &Change,
+    ) -> Result<CookieOut, StoreError> {
+        let Some(record) = saving.settings.fresh_record(change, saving.now) else {
+            return Ok(saving.nothing_kept());
+        };
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = SessionId::generate();
+            if self.0.create(&id.storage_key(), &record).await? {
+                return Ok(set(saving, &id, &record.meta));
+            }
+        }
+        Err(collision_error())
+    }
+}
+
+fn set(saving: &Saving<'_, Named>, id: &SessionId, meta: &Metadata) -> CookieOut {
+    CookieOut::Set(saving.settings.cookie(id.text(), meta, saving.now))
+}
+
+/// Whether a persistent session's idle deadline was moved at `now` (by this request's load
+/// or write, as the store reports it), so its cookie's `Max-Age` is renewed. A session
+/// created at `now` already got its cookie. Another request's touch in the same millisecond
+/// also counts, which only resends the same cookie.
+fn renews_cookie(meta: &Metadata, now: OffsetDateTime) -> bool {
+    meta.persistent && meta.last_seen == now && meta.created != now
+}
+
+/// The save error for a write that would pass the size limits. It names no key or value.
+fn too_large(totals: Totals) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::TooLarge,
+        format!(
+            "a session size limit was passed: the write would make the session {} keys and {} \
+             bytes of data; nothing was saved (read the session before writing to get \
+             SessionError::TooLarge from insert, or raise the limits)",
+            totals.keys, totals.bytes
+        ),
+    )
+}
+
+fn collision_error() -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Other,
+        "three fresh session IDs in a row were already taken; the random source or the store \
+         is broken",
+    )
+}
