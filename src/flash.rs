@@ -41,7 +41,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Session, SessionError};
+use crate::error::SessionError;
+use crate::session::Session;
 
 /// The session key the flash message is kept under. Apps should not write it themselves.
 pub const FLASH_KEY: &str = "_flash";

@@ -15,9 +15,14 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer as _;
 use tower_service::Service;
 
+use crate::config::DEFAULT_COOKIE_NAME;
 use crate::id::{SessionId, ID_LEN};
+use crate::layer::SessionLayer;
 use crate::record::Record;
-use crate::{MemoryStore, Session, SessionLayer, SessionService, SessionStore};
+use crate::service::SessionService;
+use crate::session::Session;
+use crate::store::memory::MemoryStore;
+use crate::store::SessionStore;
 
 /// The one live session of the `cookie_header` target's store: these 32 bytes, base64url.
 pub const KNOWN_ID: &str = "c2Vzc2lvbi1sYXllciBmdXp6OiBhIGtub3duIElEISE";
@@ -102,7 +107,7 @@ pub fn cookie_header(data: &[u8]) {
     let mut req = Request::new(());
     let mut carries_known = false;
     let mut exactly_known = false;
-    let exact = format!("{}={KNOWN_ID}", crate::DEFAULT_COOKIE_NAME);
+    let exact = format!("{}={KNOWN_ID}", DEFAULT_COOKIE_NAME);
     for piece in data.split(|b| *b == b'\n') {
         if let Ok(value) = HeaderValue::from_bytes(piece) {
             carries_known |= contains(piece, KNOWN_ID.as_bytes());
@@ -134,8 +139,7 @@ pub fn cookie_header(data: &[u8]) {
     if let Some(set) = cookies.first() {
         let set = set.to_str().expect("Set-Cookie is text");
         assert!(
-            set.starts_with(&format!("{}=;", crate::DEFAULT_COOKIE_NAME))
-                && set.contains("Max-Age=0"),
+            set.starts_with(&format!("{}=;", DEFAULT_COOKIE_NAME)) && set.contains("Max-Age=0"),
             "a request that only read its session was issued a session"
         );
     }

@@ -122,7 +122,7 @@ impl<K: Keeper> Visit<K> {
         settled: Settled,
         ending: &Ending,
         now: OffsetDateTime,
-    ) -> Result<CookieOut, crate::StoreError> {
+    ) -> Result<CookieOut, crate::store::StoreError> {
         if let Settled::NeedsRecord = settled {
             self.record().await?;
         }

@@ -326,7 +326,7 @@ pub fn fuzz_unseal(data: &[u8]) {
         [Mode::Private, Mode::Signed]
             .into_iter()
             .map(|mode| {
-                let name = crate::DEFAULT_COOKIE_NAME;
+                let name = crate::config::DEFAULT_COOKIE_NAME;
                 Sealer::new(
                     mode,
                     ring.derive(mode.label(), "fuzz", name),

@@ -49,8 +49,11 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer as _;
 use tower_service::Service;
 
+use crate::config::DEFAULT_COOKIE_NAME;
 use crate::id::SessionId;
-use crate::{Session, SessionLayer, SessionStore, DEFAULT_COOKIE_NAME};
+use crate::layer::SessionLayer;
+use crate::session::Session;
+use crate::store::SessionStore;
 
 /// The shape of a run: how many sessions, requests, and how many at a time.
 #[derive(Debug, Clone)]

@@ -60,7 +60,7 @@ fn loose() -> WriteRules {
     )
 }
 
-type Result<T> = std::result::Result<T, crate::StoreError>;
+type Result<T> = std::result::Result<T, crate::store::StoreError>;
 
 /// `apply` of a change alone: its metadata afterwards, or `None` if the record is gone.
 async fn update<S: SessionStore + ?Sized>(
