@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use session_layer::testing::concurrency::{run_mix, Mix};
 use session_layer::MemoryStore;
+use session_layer_test_support::concurrency::{run_mix, Mix};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_requests_with_rotations_and_sign_outs_lose_nothing() {

@@ -828,7 +828,7 @@ async fn a_sign_in_past_the_limits_fails_the_save_and_keeps_the_old_session() {
 
 #[tokio::test]
 async fn a_blind_write_past_the_limits_fails_the_save_and_writes_nothing() {
-    let logs = session_layer::testing::logs::LogCapture::global();
+    let logs = session_layer_test_support::logs::LogCapture::global();
     let app = TestApp::with(|b| b.with_limits(64 * 1024, 3));
     let id = new_value(&app.send("POST", "/set/a/1", None).await).unwrap();
     logs.forbid("session cookie", &id);

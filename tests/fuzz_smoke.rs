@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use session_layer::testing::hostile::HostileInputs;
+use session_layer_test_support::inputs::HostileInputs;
 
 /// The committed seeds of one fuzz target (`fuzz/seeds/<target>/`).
 fn seeds(target: &str) -> Vec<Vec<u8>> {

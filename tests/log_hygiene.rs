@@ -11,9 +11,9 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use session_layer::id::SessionId;
-use session_layer::testing::logs::LogCapture;
 use session_layer::testing::MockClock;
 use session_layer::{ClientSide, KeyRing, SessionLayer, DEFAULT_COOKIE_NAME};
+use session_layer_test_support::logs::LogCapture;
 
 /// Sends requests like a browser and tells the capture about every cookie value it sees.
 struct Client {

@@ -1,13 +1,11 @@
-//! For store authors and tests: a clock tests can drive, the store conformance suite, and
-//! the hostile-input tools the project's own suite uses on every backend.
+//! For store authors: the store conformance suite, a clock tests can drive, and a wrapper
+//! that counts the calls reaching a store.
 //!
-//! | module | what |
+//! | item | what |
 //! | --- | --- |
 //! | [`conformance`] | the store contract, one function per case ([`store_conformance_tests!`](crate::store_conformance_tests)) |
-//! | [`concurrency`] | thousands of concurrent requests with rotations and sign-outs, checked for lost writes, live dead IDs and crossed data |
-//! | [`hostile`] | a deterministic generator of hostile inputs, for fuzz-style tests on stable Rust |
-//! | [`logs`] | a `tracing` capture that fails a test when a cookie value, ID or key was logged |
-//! | [`CountingStore`] | counts the calls that reach a real store |
+//! | [`MockClock`] | a clock that stands still until the test moves it |
+//! | [`CountingStore`] | counts the calls that reach a real store, without changing what they do |
 //!
 //! Enable with the `testing` feature. A store crate runs the whole suite against its real
 //! backend with one macro line, which expands to one `#[test]` per contract case:
@@ -24,10 +22,7 @@
 //! # fn main() {}
 //! ```
 
-pub mod concurrency;
 pub mod conformance;
-pub mod hostile;
-pub mod logs;
 
 use std::sync::{Arc, Mutex};
 

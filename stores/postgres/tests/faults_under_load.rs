@@ -15,9 +15,9 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use session_layer::testing::logs::LogCapture;
 use session_layer_postgres::PostgresStore;
 use session_layer_test_support::faults::{self, Plan, Server};
+use session_layer_test_support::logs::LogCapture;
 
 /// The store's acquire and query timeouts in this test.
 const TIMEOUT: Duration = Duration::from_millis(500);

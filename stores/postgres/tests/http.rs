@@ -5,10 +5,10 @@ mod common;
 
 use async_trait::async_trait;
 use session_layer::id::StorageKey;
-use session_layer::testing::logs::LogCapture;
 use session_layer_postgres::sqlx;
 use session_layer_postgres::PostgresStore;
 use session_layer_test_support::http::{self, Rows};
+use session_layer_test_support::logs::LogCapture;
 
 /// A store on a table of its own, and that table's qualified name.
 #[derive(Debug)]

@@ -18,8 +18,8 @@ mod common;
 use std::time::Duration;
 
 use common::RedisServer;
-use session_layer::testing::logs::LogCapture;
 use session_layer_test_support::faults::{self, Plan, Server};
+use session_layer_test_support::logs::LogCapture;
 
 /// The store's per-command timeout in this test.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);

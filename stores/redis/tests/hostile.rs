@@ -12,10 +12,10 @@ use axum::Router;
 use common::{routes, RedisServer};
 use redis::AsyncCommands;
 use session_layer::id::SessionId;
-use session_layer::testing::hostile::HostileInputs;
 use session_layer::{SessionLayer, DEV_COOKIE_NAME};
 use session_layer_redis::RedisStore;
 use session_layer_test_support::hostile::{self, malformed, Pace};
+use session_layer_test_support::inputs::HostileInputs;
 use tower::ServiceExt as _;
 
 fn app(store: RedisStore) -> Router {

@@ -6,10 +6,10 @@ mod common;
 use async_trait::async_trait;
 use common::TempStore;
 use session_layer::id::StorageKey;
-use session_layer::testing::logs::LogCapture;
 use session_layer_sqlite::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use session_layer_sqlite::sqlx::{self, Connection};
 use session_layer_test_support::http::{self, Rows};
+use session_layer_test_support::logs::LogCapture;
 
 /// The rows, read over a connection of their own, as another process would.
 #[async_trait]

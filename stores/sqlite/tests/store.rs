@@ -356,7 +356,7 @@ async fn cleanup_deletes_expired_rows_in_bounded_batches_and_spares_live_ones() 
 
 #[tokio::test]
 async fn a_failed_cleanup_pass_is_logged_and_the_task_goes_on() {
-    let logs = session_layer::testing::logs::LogCapture::global();
+    let logs = session_layer_test_support::logs::LogCapture::global();
     let builder = SqliteStore::builder().with_busy_timeout(Duration::from_millis(20));
     let t = TempStore::with(builder).await;
     let at = now();

@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! use session_layer::id::StorageKey;
-//! use session_layer_test_support::http::{self, Rows};
+//! use crate::http::{self, Rows};
 //!
 //! /// A store's rows as the store crate reads them. A SQL store runs its own queries here
 //! /// (`SELECT EXISTS (SELECT 1 FROM sessions WHERE key = $1)`, `SELECT t::text FROM
@@ -34,10 +34,10 @@
 //! # fn main() {}
 //! ```
 
+use crate::logs::LogCapture;
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use session_layer::id::{SessionId, StorageKey};
-use session_layer::testing::logs::LogCapture;
 use session_layer::SessionStore;
 
 use crate::app::{call, router, serve};

@@ -1,8 +1,12 @@
-//! Test code the SQL store crates share: a small axum app over any store, served on
-//! loopback, its client side, and the bodies of the checks every SQL store runs the same
-//! way. Each store crate keeps what is its own (opening its store, its server, its query
-//! plans, its fault tests) and calls these with its store; the test names stay in the store
-//! crate, so a failure still says which backend failed.
+//! The project's own test harness, one copy of each helper for every crate's tests: a small
+//! axum app over any store, served on loopback, its client side, the concurrency mixes, the
+//! hostile-input generator, the log capture, and the bodies of the checks every store runs
+//! the same way. Each store crate keeps what is its own (opening its store, its server, its
+//! query plans, its fault tests) and calls these with its store; the test names stay in the
+//! store crate, so a failure still says which backend failed.
+//!
+//! What a store author outside this project needs (the conformance suite, the test clock, a
+//! call counter) is published in the core's `testing` feature instead.
 //!
 //! | module | what |
 //! | --- | --- |
@@ -12,13 +16,16 @@
 //! | [`faults`] | the server behind a store stopped, frozen and stopped again under load: prompt failures, nothing acknowledged lost (the Redis store's too) |
 //! | [`hostile`] | malformed IDs never reach the store; concurrent rotations and sign-outs lose nothing |
 //! | [`fuzz`] | a store's fuzz target run on its seeds and generated inputs, on stable Rust (the Redis store's too) |
+//! | [`concurrency`] | thousands of concurrent requests with rotations and sign-outs, checked for lost writes, live dead IDs and crossed data |
+//! | [`inputs`] | a deterministic generator of hostile inputs, for fuzz-style tests on stable Rust |
+//! | [`logs`] | a `tracing` capture that fails a test when a cookie value, ID or key was logged |
 //!
 //! Not published: it carries axum and reqwest, which the core's `testing` feature must not.
 //!
 //! ```
 //! use reqwest::Method;
 //! use session_layer::MemoryStore;
-//! use session_layer_test_support::app::{call, router, serve};
+//! use crate::app::{call, router, serve};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -32,11 +39,14 @@
 //! ```
 
 pub mod app;
+pub mod concurrency;
 pub mod faults;
 pub mod fuzz;
 pub mod hostile;
 pub mod http;
+pub mod inputs;
 pub mod load;
+pub mod logs;
 
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata};

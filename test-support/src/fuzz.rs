@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use session_layer::testing::hostile::HostileInputs;
+use crate::inputs::HostileInputs;
 
 /// How many generated and mutated inputs a smoke run feeds the decoder, besides the seeds.
 pub const INPUTS: usize = 20_000;

@@ -26,7 +26,7 @@
 //! number and operation, never by cookie value.
 //!
 //! ```
-//! use session_layer::testing::concurrency::{run_mix, Mix};
+//! use crate::concurrency::{run_mix, Mix};
 //! use session_layer::MemoryStore;
 //!
 //! # session_layer::testing::block_on(async {
@@ -49,11 +49,8 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer as _;
 use tower_service::Service;
 
-use crate::config::DEFAULT_COOKIE_NAME;
-use crate::id::SessionId;
-use crate::layer::SessionLayer;
-use crate::session::Session;
-use crate::store::SessionStore;
+use session_layer::id::SessionId;
+use session_layer::{Session, SessionLayer, SessionStore, DEFAULT_COOKIE_NAME};
 
 /// The shape of a run: how many sessions, requests, and how many at a time.
 #[derive(Debug, Clone)]
@@ -512,7 +509,7 @@ where
     S: SessionStore,
     Svc: Service<Request<()>, Response = Response<String>, Error = Infallible> + Clone,
 {
-    let now = crate::clock::to_millis(time::OffsetDateTime::now_utc());
+    let now = session_layer::clock::to_millis(time::OffsetDateTime::now_utc());
     let mut report = Report::default();
     let key = |cookie: &str| {
         SessionId::parse(cookie.as_bytes())

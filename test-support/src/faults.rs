@@ -13,8 +13,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use session_layer::testing::logs::LogCapture;
-//! use session_layer_test_support::faults::{self, Plan, Server};
+//! use crate::logs::LogCapture;
+//! use crate::faults::{self, Plan, Server};
 //!
 //! /// Stands in for a store crate's private server.
 //! struct Private;
@@ -49,12 +49,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::logs::LogCapture;
 use axum::extract::Path;
 use axum::routing::{get, post};
 use axum::Router;
 use reqwest::Method;
 use session_layer::id::SessionId;
-use session_layer::testing::logs::LogCapture;
 use session_layer::{Session, SessionError, SessionStore};
 
 use crate::app::{call, layer, serve, write, Reply};

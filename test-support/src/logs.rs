@@ -9,7 +9,7 @@
 //! and the log line's target and level, never the secret.
 //!
 //! ```
-//! use session_layer::testing::logs::LogCapture;
+//! use crate::logs::LogCapture;
 //!
 //! let logs = LogCapture::global();
 //! tracing::warn!(target: "app", "a harmless line");

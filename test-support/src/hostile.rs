@@ -6,7 +6,7 @@
 //! name for messages (not run here: the store crates run it, each on its own backend):
 //!
 //! ```no_run
-//! use session_layer_test_support::hostile;
+//! use crate::hostile;
 //!
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn malformed_ids_are_anonymous_and_never_reach_memory() {
@@ -18,10 +18,10 @@
 
 use std::time::Duration;
 
+use crate::concurrency::{run_mix, Mix};
+use crate::inputs::HostileInputs;
 use reqwest::{Method, StatusCode};
 use session_layer::id::SessionId;
-use session_layer::testing::concurrency::{run_mix, Mix};
-use session_layer::testing::hostile::HostileInputs;
 use session_layer::testing::CountingStore;
 use session_layer::SessionStore;
 
