@@ -121,6 +121,8 @@ impl<C> Saving<'_, C> {
 
 /// What [`Keeper::settle`] decided.
 #[derive(Debug)]
+// Only the client-side keeper asks for the record first.
+#[cfg_attr(not(feature = "client-side"), allow(dead_code))]
 pub(crate) enum Settled {
     /// The answer, with no waiting.
     Done(Result<CookieOut, StoreError>),
@@ -144,6 +146,8 @@ pub(crate) enum CookieOut {
 
 /// Everything [`Keeper::fits`] looks at.
 #[derive(Debug)]
+// Only the client-side keeper holds sessions of bounded size.
+#[cfg_attr(not(feature = "client-side"), allow(dead_code))]
 pub(crate) struct FitCheck<'a, C> {
     pub(crate) settings: &'a Settings,
     pub(crate) cookie: Option<&'a C>,
@@ -159,6 +163,7 @@ pub(crate) struct FitCheck<'a, C> {
 
 /// What [`Keeper::fits`] found.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "client-side"), allow(dead_code))]
 pub(crate) enum Fit {
     Yes,
     /// The session would not fit: its cookie would take this many bytes.

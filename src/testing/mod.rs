@@ -169,6 +169,7 @@ macro_rules! for_each_conformance_case {
             values_of_every_json_shape_round_trip,
             load_with_a_touch_rule_moves_a_due_idle_deadline_only,
             load_with_a_touch_rule_is_capped_at_the_absolute_deadline,
+            load_with_a_touch_rule_of_a_dead_session_is_none_and_writes_nothing,
             apply_makes_a_due_touch_with_the_change,
             apply_of_a_dead_session_is_gone_and_writes_nothing,
             apply_past_the_limits_writes_nothing,
