@@ -9,17 +9,39 @@ use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
 use session_layer::{Session, SessionError, SessionLayer, SessionStore};
 
-/// `GET /get/{key}` reads a value ("none" if absent); `POST /set/{key}/{value}` writes one
-/// without reading; `POST /login/{user}` rotates the ID and sets the owner; `POST /logout`
-/// destroys the session; `POST /slow/{key}/{value}` reads, waits 300 ms, then writes.
+/// [`routes`] under the session layer over `store` (see [`layer`]).
 pub fn router(store: impl SessionStore) -> Router {
+    routes().layer(layer(store))
+}
+
+/// The app's routes, for a test that puts its own layer around them:
+///
+/// | route | what it does |
+/// | --- | --- |
+/// | `GET /get/{key}` | reads a value ("none" if absent) |
+/// | `POST /set/{key}/{value}` | writes one without reading |
+/// | `POST /read-then-set/{key}/{value}` | reads the session, then writes |
+/// | `POST /login/{user}` | rotates the ID and sets the owner |
+/// | `POST /rotate` | rotates the ID |
+/// | `GET /user` | the owner ("none" if anonymous) |
+/// | `GET /handle` | the session's handle ("none" if it has none) |
+/// | `POST /revoke/{handle}` | ends that session of this user: "true" or "false" |
+/// | `POST /revoke-others` | ends every other session of this user: how many |
+/// | `POST /logout` | destroys the session |
+/// | `POST /slow/{key}/{value}` | reads, waits 300 ms, then writes |
+pub fn routes() -> Router {
     Router::new()
         .route("/get/{key}", get(read))
         .route("/set/{key}/{value}", post(write))
+        .route("/read-then-set/{key}/{value}", post(read_then_write))
         .route("/login/{user}", post(login))
+        .route("/rotate", post(rotate))
+        .route("/user", get(user))
+        .route("/handle", get(handle))
+        .route("/revoke/{handle}", post(revoke))
+        .route("/revoke-others", post(revoke_others))
         .route("/logout", post(logout))
         .route("/slow/{key}/{value}", post(slow_write))
-        .layer(layer(store))
 }
 
 /// The session layer over `store` with the defaults, but for plain HTTP: the tests talk to
@@ -43,6 +65,45 @@ pub(crate) async fn write(
 ) -> Result<&'static str, SessionError> {
     session.insert(&key, value).await?;
     Ok("ok")
+}
+
+async fn read_then_write(
+    session: Session,
+    Path((key, value)): Path<(String, String)>,
+) -> Result<&'static str, SessionError> {
+    let _: Option<serde_json::Value> = session.get(&key).await?;
+    session.insert(&key, value).await?;
+    Ok("ok")
+}
+
+async fn rotate(session: Session) -> &'static str {
+    session.rotate().await;
+    "ok"
+}
+
+async fn user(session: Session) -> Result<String, SessionError> {
+    Ok(session.user().await?.unwrap_or_else(|| "none".to_owned()))
+}
+
+async fn handle(session: Session) -> Result<String, SessionError> {
+    // A handle only names a stored session: read it first, so an unknown ID has none.
+    Ok(match session.user().await? {
+        Some(_) => session
+            .handle()
+            .map_or_else(|| "none".to_owned(), |h| h.to_string()),
+        None => "none".to_owned(),
+    })
+}
+
+async fn revoke(session: Session, Path(handle): Path<String>) -> Result<String, SessionError> {
+    let Ok(handle) = handle.parse() else {
+        return Ok("false".to_owned());
+    };
+    Ok(session.revoke(handle).await?.to_string())
+}
+
+async fn revoke_others(session: Session) -> Result<String, SessionError> {
+    Ok(session.revoke_others().await?.to_string())
 }
 
 async fn login(session: Session, Path(user): Path<String>) -> Result<&'static str, SessionError> {

@@ -19,6 +19,7 @@
 //! | [`concurrency`] | thousands of concurrent requests with rotations and sign-outs, checked for lost writes, live dead IDs and crossed data |
 //! | [`inputs`] | a deterministic generator of hostile inputs, for fuzz-style tests on stable Rust |
 //! | [`logs`] | a `tracing` capture that fails a test when a cookie value, ID or key was logged |
+//! | [`races`] | two browsers racing: revocation against rotation and owner changes, `revoke` answers, limits under concurrent writes |
 //!
 //! Not published: it carries axum and reqwest, which the core's `testing` feature must not.
 //!
@@ -47,6 +48,7 @@ pub mod http;
 pub mod inputs;
 pub mod load;
 pub mod logs;
+pub mod races;
 
 use session_layer::id::StorageKey;
 use session_layer::record::{Change, Metadata};

@@ -196,6 +196,7 @@ pub fn routes(gates: Gates) -> Router {
         .route("/revoke/{handle}", post(revoke))
         .route("/revoke_others", post(revoke_others))
         .route("/slow_incr", post(slow_incr))
+        .route("/slow_remember", post(slow_remember))
         .route("/big/{bytes}", post(big))
         .route("/many/{keys}", post(many))
         .route("/get_twice", get(get_twice))
@@ -308,6 +309,19 @@ async fn slow_incr(State(gates): State<Gates>, session: Session) -> Result<Strin
     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
     gates.loaded.notify_one();
     gates.release.notified().await;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+/// Reads, waits for the test, then makes the session persistent and writes.
+async fn slow_remember(
+    State(gates): State<Gates>,
+    session: Session,
+) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    gates.loaded.notify_one();
+    gates.release.notified().await;
+    session.set_persistent(true).await;
     session.insert("n", n).await?;
     Ok(n.to_string())
 }
