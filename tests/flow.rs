@@ -1,4 +1,4 @@
-//! The request flow of DESIGN.md and the core items of SECURITY.md's checklist, in process
+//! The request flow (ARCHITECTURE.md) and the core items of SECURITY.md's checklist, in process
 //! through `tower::ServiceExt` on an axum router.
 
 mod common;

@@ -27,7 +27,9 @@
 //! suite holds the two together.
 //!
 //! Every method returns a [`StoreFuture`]: [`StoreFuture::ready`] for a store that answers
-//! in place, [`StoreFuture::boxed`] for one that waits on a server.
+//! in place, [`StoreFuture::boxed`] for one that waits on a server. The layer never asks
+//! which kind it has, so a store wrapped in another (an `Arc`, a cache, a metrics wrapper)
+//! takes the same path and keeps its speed.
 //!
 //! ```
 //! use session_layer::{MemoryStore, SessionLayer};
@@ -36,6 +38,120 @@
 //! let layer = SessionLayer::new(MemoryStore::default());
 //! let wrapped = SessionLayer::new(std::sync::Arc::new(MemoryStore::default()));
 //! # let _ = (layer, wrapped);
+//! ```
+//!
+//! # Writing a store
+//!
+//! A store is nine methods, each with one guarantee (the table above, and each method's
+//! docs). What every one of them must get right:
+//!
+//! 1. **Keys are hashes.** A [`StorageKey`] is the SHA-256 of a session ID; keep it as the
+//!    record's primary key (32 bytes, or [`StorageKey::to_hex`]). Never log it, and never
+//!    log a record's data.
+//! 2. **`now` is the layer's.** Judge liveness with the `now` you are given (a record is
+//!    live while `now` is before both deadlines), even if the backend also expires records
+//!    itself: a record your backend has not removed yet is still gone.
+//! 3. **Never upsert.** `apply` and `rotate` change only a live record; a missing or
+//!    expired one is [`Applied::Gone`] / [`Rotated::Gone`] and nothing is written. A slow
+//!    request must not bring back a session another request ended.
+//! 4. **One atomic step each.** `apply`, `rotate` and `delete_by_user` read and write in
+//!    one step: a lock, a transaction, a script or a single statement. The simplest correct
+//!    way to apply a change is to read the record inside your transaction, call
+//!    [`WriteRules::apply`] on it, and write it back only on [`Applied::Done`]: the rules for
+//!    touches, limits and how a change applies then are the core's own. A store that cannot
+//!    read and write in one step (a Redis script, one SQL statement) mirrors those rules; the
+//!    conformance suite's cases on the rules pin the copy to the original.
+//! 5. **Revocation cannot be escaped.** `delete_by_user` must end a session that a racing
+//!    `rotate` moves to a new key: take the same lock, lock the same row, or make the
+//!    rotation and the revocation touch one shared key.
+//! 6. **Errors say what happened.** Map failures to a [`StoreErrorKind`] (`Unavailable`,
+//!    `Timeout`, `Corrupt`, ...) with a message that says what to check; never put a stored
+//!    value in an error.
+//!
+//! Then run the conformance suite against your real backend, from your crate's
+//! `tests/conformance.rs`, with the `testing` feature of this crate as a dev-dependency:
+//!
+//! ```
+//! # use session_layer::MemoryStore as MyStore;
+//! // Return `None` (after printing why) to skip when the backend is not there; only do
+//! // that outside CI.
+//! async fn make_store() -> Option<MyStore> {
+//!     Some(MyStore::default())
+//! }
+//! session_layer::store_conformance_tests!(make_store);
+//! # fn main() {}
+//! ```
+//!
+//! The smallest store that passes the whole suite keeps every session in one map behind one
+//! lock:
+//!
+//! ```no_run
+#![doc = include_str!("../../examples/map_store.rs")]
+//! ```
+//!
+//! A store that wraps another (a cache in front, metrics, a log of calls) forwards each
+//! method and returns the future it got, so it keeps every property of what it wraps:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use session_layer::id::StorageKey;
+//! use session_layer::record::{Change, Record};
+//! use session_layer::store::{
+//!     Applied, Rotated, SessionInfo, SessionStore, StoreFuture, TouchRule, WriteRules,
+//! };
+//! use session_layer::{MemoryStore, SessionLayer};
+//! use time::OffsetDateTime;
+//!
+//! /// Counts the rotations (sign-ins) that reach the store it wraps.
+//! #[derive(Debug, Default)]
+//! struct CountRotations<S> {
+//!     inner: S,
+//!     rotations: AtomicU64,
+//! }
+//!
+//! impl<S: SessionStore> SessionStore for CountRotations<S> {
+//!     fn rotate<'a>(
+//!         &'a self,
+//!         old: &'a StorageKey,
+//!         new: &'a StorageKey,
+//!         change: &'a Change,
+//!         rules: &'a WriteRules,
+//!         now: OffsetDateTime,
+//!     ) -> StoreFuture<'a, Rotated> {
+//!         self.rotations.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.rotate(old, new, change, rules, now)
+//!     }
+//!
+//!     // The other eight forward as they are.
+//!     fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
+//!         self.inner.create(key, record)
+//!     }
+//!     fn load<'a>(&'a self, key: &'a StorageKey, touch: Option<&'a TouchRule>, now: OffsetDateTime) -> StoreFuture<'a, Option<Record>> {
+//!         self.inner.load(key, touch, now)
+//!     }
+//!     fn apply<'a>(&'a self, key: &'a StorageKey, change: &'a Change, rules: &'a WriteRules, now: OffsetDateTime) -> StoreFuture<'a, Applied> {
+//!         self.inner.apply(key, change, rules, now)
+//!     }
+//!     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
+//!         self.inner.delete(key)
+//!     }
+//!     fn delete_owned<'a>(&'a self, key: &'a StorageKey, user: &'a str, now: OffsetDateTime) -> StoreFuture<'a, bool> {
+//!         self.inner.delete_owned(key, user, now)
+//!     }
+//!     fn list_by_user<'a>(&'a self, user: &'a str, now: OffsetDateTime) -> StoreFuture<'a, Vec<SessionInfo>> {
+//!         self.inner.list_by_user(user, now)
+//!     }
+//!     fn delete_by_user<'a>(&'a self, user: &'a str, except: Option<&'a StorageKey>, now: OffsetDateTime) -> StoreFuture<'a, u64> {
+//!         self.inner.delete_by_user(user, except, now)
+//!     }
+//!     fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
+//!         self.inner.delete_expired(now, batch)
+//!     }
+//! }
+//!
+//! let layer = SessionLayer::new(CountRotations::<MemoryStore>::default());
+//! # let _ = layer;
 //! ```
 
 mod cleanup;
@@ -99,148 +215,8 @@ impl SessionInfo {
 /// even when the backend also expires records by itself. No method has a default: each one
 /// states a guarantee a backend must give.
 ///
-/// A minimal store, correct but for one process only, shows the shape; the
-/// [`memory`] module's [`MemoryStore`](crate::MemoryStore) is the same idea, sharded and
-/// bounded:
-///
-/// ```
-/// use std::collections::HashMap;
-/// use std::sync::Mutex;
-///
-/// use session_layer::id::StorageKey;
-/// use session_layer::record::{Change, Record};
-/// use session_layer::store::{
-///     Applied, Rotated, SessionInfo, SessionStore, StoreFuture, TouchRule, WriteRules,
-/// };
-/// use time::OffsetDateTime;
-///
-/// #[derive(Debug, Default)]
-/// struct MapStore(Mutex<HashMap<StorageKey, Record>>);
-///
-/// impl SessionStore for MapStore {
-///     fn create<'a>(&'a self, key: &'a StorageKey, record: &'a Record) -> StoreFuture<'a, bool> {
-///         let mut map = self.0.lock().unwrap();
-///         let fresh = !map.contains_key(key);
-///         if fresh {
-///             map.insert(*key, record.clone());
-///         }
-///         StoreFuture::ready(Ok(fresh))
-///     }
-///
-///     fn load<'a>(
-///         &'a self,
-///         key: &'a StorageKey,
-///         touch: Option<&'a TouchRule>,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, Option<Record>> {
-///         let mut map = self.0.lock().unwrap();
-///         let live = map.get_mut(key).filter(|r| r.is_live(now)).map(|record| {
-///             if let Some(due) = touch.and_then(|rule| rule.due(&record.meta, now)) {
-///                 due.apply_to(&mut record.meta);
-///             }
-///             record.clone()
-///         });
-///         StoreFuture::ready(Ok(live))
-///     }
-///
-///     fn apply<'a>(
-///         &'a self,
-///         key: &'a StorageKey,
-///         change: &'a Change,
-///         rules: &'a WriteRules,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, Applied> {
-///         let mut map = self.0.lock().unwrap();
-///         StoreFuture::ready(Ok(match map.get_mut(key) {
-///             Some(record) => rules.apply(record, change, now),
-///             None => Applied::Gone,
-///         }))
-///     }
-///
-///     fn rotate<'a>(
-///         &'a self,
-///         old: &'a StorageKey,
-///         new: &'a StorageKey,
-///         change: &'a Change,
-///         rules: &'a WriteRules,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, Rotated> {
-///         let mut map = self.0.lock().unwrap();
-///         if map.contains_key(new) {
-///             return StoreFuture::ready(Ok(Rotated::Collision));
-///         }
-///         let Some(mut record) = map.get(old).cloned() else {
-///             return StoreFuture::ready(Ok(Rotated::Gone));
-///         };
-///         StoreFuture::ready(Ok(match rules.apply(&mut record, change, now) {
-///             Applied::Done(meta) => {
-///                 map.remove(old);
-///                 map.insert(*new, record);
-///                 Rotated::Done(meta)
-///             }
-///             Applied::TooLarge(totals) => Rotated::TooLarge(totals),
-///             _ => Rotated::Gone,
-///         }))
-///     }
-///
-///     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-///         self.0.lock().unwrap().remove(key);
-///         StoreFuture::ready(Ok(()))
-///     }
-///
-///     fn delete_owned<'a>(
-///         &'a self,
-///         key: &'a StorageKey,
-///         user: &'a str,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, bool> {
-///         let mut map = self.0.lock().unwrap();
-///         let owned = map.get(key).is_some_and(|r| r.meta.user.as_deref() == Some(user));
-///         let removed = owned.then(|| map.remove(key)).flatten();
-///         StoreFuture::ready(Ok(removed.is_some_and(|r| r.is_live(now))))
-///     }
-///
-///     fn list_by_user<'a>(
-///         &'a self,
-///         user: &'a str,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, Vec<SessionInfo>> {
-///         let map = self.0.lock().unwrap();
-///         let mine = map.iter().filter(|(_, r)| r.is_live(now) && r.meta.user.as_deref() == Some(user));
-///         StoreFuture::ready(Ok(mine.map(|(k, r)| SessionInfo::new(*k, r.meta.clone())).collect()))
-///     }
-///
-///     fn delete_by_user<'a>(
-///         &'a self,
-///         user: &'a str,
-///         except: Option<&'a StorageKey>,
-///         now: OffsetDateTime,
-///     ) -> StoreFuture<'a, u64> {
-///         // One lock over every record: no rotation can run between the look and the delete.
-///         let mut map = self.0.lock().unwrap();
-///         let mut live = 0;
-///         map.retain(|k, r| {
-///             let doomed = r.meta.user.as_deref() == Some(user) && Some(k) != except;
-///             live += u64::from(doomed && r.is_live(now));
-///             !doomed
-///         });
-///         StoreFuture::ready(Ok(live))
-///     }
-///
-///     fn delete_expired(&self, now: OffsetDateTime, batch: usize) -> StoreFuture<'_, u64> {
-///         let mut map = self.0.lock().unwrap();
-///         let dead: Vec<StorageKey> =
-///             map.iter().filter(|(_, r)| !r.is_live(now)).map(|(k, _)| *k).take(batch).collect();
-///         for key in &dead {
-///             map.remove(key);
-///         }
-///         StoreFuture::ready(Ok(dead.len() as u64))
-///     }
-/// }
-///
-/// let layer = session_layer::SessionLayer::new(MapStore::default());
-/// # let _ = layer;
-/// ```
+/// The [module docs](self) say how to write one, with the smallest store that passes the
+/// conformance suite and a wrapper that forwards to another store.
 pub trait SessionStore: Debug + Send + Sync + 'static {
     /// Inserts `record` under `key` if the key is absent. Answers `false`, writing nothing,
     /// if the key is taken (even by an expired record the backend has not removed yet).
