@@ -129,3 +129,64 @@ async fn ten_thousand_concurrent_requests_over_a_thousand_sessions_keep_every_wr
         }
     }
 }
+
+/// Sessions change owner from many threads at once, without rotating; afterwards each
+/// user's listing names exactly the sessions that user owns, and "sign out everywhere" for
+/// a user ends every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_user_index_follows_concurrent_owner_changes() {
+    use session_layer::record::Change;
+    use session_layer::store::{Limits, TouchRule, WriteRules};
+
+    let store = std::sync::Arc::new(MemoryStore::default());
+    let now = session_layer::clock::to_millis(OffsetDateTime::now_utc());
+    let day = time::Duration::days(1);
+    let users = ["left", "right"];
+    let keys: Vec<_> = (0..16).map(|_| SessionId::generate().storage_key()).collect();
+    for key in &keys {
+        let mut record = Record::new(now, now + day, now + day);
+        record.meta.user = Some(users[0].to_owned());
+        assert!(store.create(key, &record).await.unwrap());
+    }
+    let rules = WriteRules::new(
+        Limits::default(),
+        TouchRule::new(day, day, time::Duration::MAX),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for thread in 0..8usize {
+        let (store, keys) = (store.clone(), keys.clone());
+        tasks.spawn(async move {
+            for n in 0..4_000usize {
+                let key = &keys[(thread * 7 + n) % keys.len()];
+                let mut change = Change::default();
+                change.user = Some(Some(users[(thread + n) % 2].to_owned()));
+                store.apply(key, &change, &rules, now).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let mut owner = std::collections::HashMap::new();
+    for key in &keys {
+        let record = store.load(key, None, now).await.unwrap().expect("alive");
+        owner.insert(key.to_hex(), record.meta.user.expect("owned"));
+    }
+    for user in users {
+        let owned: std::collections::HashSet<_> = owner
+            .iter()
+            .filter(|(_, u)| u.as_str() == user)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let listed: std::collections::HashSet<_> = store
+            .list_by_user(user, now)
+            .await
+            .unwrap()
+            .iter()
+            .map(|info| info.handle.storage_key().to_hex())
+            .collect();
+        assert_eq!(listed, owned, "{user}'s listing differs from what {user} owns");
+        let ended = store.delete_by_user(user, None, now).await.unwrap();
+        assert_eq!(ended as usize, owned.len(), "{user}'s sign-out missed sessions");
+    }
+}

@@ -23,6 +23,7 @@ pub fn router(store: impl SessionStore) -> Router {
 /// | `POST /read-then-set/{key}/{value}` | reads the session, then writes |
 /// | `POST /login/{user}` | rotates the ID and sets the owner |
 /// | `POST /rotate` | rotates the ID |
+/// | `POST /own/{user}` | sets the owner, keeping the ID |
 /// | `GET /user` | the owner ("none" if anonymous) |
 /// | `GET /handle` | the session's handle ("none" if it has none) |
 /// | `POST /revoke/{handle}` | ends that session of this user: "true" or "false" |
@@ -36,6 +37,7 @@ pub fn routes() -> Router {
         .route("/read-then-set/{key}/{value}", post(read_then_write))
         .route("/login/{user}", post(login))
         .route("/rotate", post(rotate))
+        .route("/own/{user}", post(own))
         .route("/user", get(user))
         .route("/handle", get(handle))
         .route("/revoke/{handle}", post(revoke))
@@ -78,6 +80,11 @@ async fn read_then_write(
 
 async fn rotate(session: Session) -> &'static str {
     session.rotate().await;
+    "ok"
+}
+
+async fn own(session: Session, Path(user): Path<String>) -> &'static str {
+    session.set_user(Some(user)).await;
     "ok"
 }
 
