@@ -142,7 +142,9 @@ async fn the_user_index_follows_concurrent_owner_changes() {
     let now = session_layer::clock::to_millis(OffsetDateTime::now_utc());
     let day = time::Duration::days(1);
     let users = ["left", "right"];
-    let keys: Vec<_> = (0..16).map(|_| SessionId::generate().storage_key()).collect();
+    let keys: Vec<_> = (0..16)
+        .map(|_| SessionId::generate().storage_key())
+        .collect();
     for key in &keys {
         let mut record = Record::new(now, now + day, now + day);
         record.meta.user = Some(users[0].to_owned());
@@ -185,8 +187,15 @@ async fn the_user_index_follows_concurrent_owner_changes() {
             .iter()
             .map(|info| info.handle.storage_key().to_hex())
             .collect();
-        assert_eq!(listed, owned, "{user}'s listing differs from what {user} owns");
+        assert_eq!(
+            listed, owned,
+            "{user}'s listing differs from what {user} owns"
+        );
         let ended = store.delete_by_user(user, None, now).await.unwrap();
-        assert_eq!(ended as usize, owned.len(), "{user}'s sign-out missed sessions");
+        assert_eq!(
+            ended as usize,
+            owned.len(),
+            "{user}'s sign-out missed sessions"
+        );
     }
 }

@@ -30,7 +30,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::id::StorageKey;
+use crate::layer::SessionLayer;
 use crate::record::{Change, Record};
+use crate::session::Session;
 use crate::store::{
     Applied, Rotated, SessionInfo, SessionStore, StoreFuture, TouchRule, WriteRules,
 };
@@ -110,6 +112,37 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 #[must_use]
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A new, empty session of `layer`, as a request without a cookie gets it, for unit tests
+/// of handlers that take a [`Session`](crate::Session) without building a router.
+///
+/// Reads and writes work as in a request, against the layer's store; nothing is saved when
+/// the handler returns (saving is the layer's work after a response), so check what the
+/// handler did through the session itself.
+///
+/// ```
+/// use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+///
+/// async fn add_to_cart(session: Session, item: &str) -> Result<usize, SessionError> {
+///     let mut cart: Vec<String> = session.get("cart").await?.unwrap_or_default();
+///     cart.push(item.to_owned());
+///     session.insert("cart", &cart).await?;
+///     Ok(cart.len())
+/// }
+///
+/// # session_layer::testing::block_on(async {
+/// let layer = SessionLayer::new(MemoryStore::default());
+/// let session = session_layer::testing::session(&layer);
+/// assert_eq!(add_to_cart(session.clone(), "apple").await?, 1);
+/// assert_eq!(add_to_cart(session.clone(), "pear").await?, 2);
+/// let cart: Vec<String> = session.get("cart").await?.unwrap();
+/// assert_eq!(cart, ["apple", "pear"]);
+/// # Ok::<(), SessionError>(()) }).unwrap();
+/// ```
+#[must_use]
+pub fn session(layer: &SessionLayer) -> Session {
+    layer.session_for(&http::HeaderMap::new())
 }
 
 /// Generates one `#[test]` per case of the [store contract](crate::store) against the store

@@ -150,7 +150,12 @@ pub async fn revocation_after_owner_changes(addr: SocketAddr, sessions: usize, s
     for user in &users {
         let fresh = sign_in(&client, addr, user).await;
         let reply = call(&client, addr, Method::POST, "/revoke-others", Some(&fresh)).await;
-        assert_eq!(reply.status, StatusCode::OK, "revoke-others: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "revoke-others: {}",
+            reply.body
+        );
     }
     let mut survivors = 0;
     for cookie in &held {
