@@ -80,7 +80,7 @@ impl SessionLayer {
         SessionLayerBuilder::new(Box::new(move |settings| {
             Ok(Arc::new(Shared {
                 settings,
-                keeper: Stored(store),
+                keeper: Stored::new(store),
             }))
         }))
     }

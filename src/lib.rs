@@ -56,6 +56,28 @@
 //! | `axum` | on | the [`Session`] extractor for axum handlers |
 //! | `testing` | off | [`testing::MockClock`] and the store conformance suite, for store authors |
 //! | `client-side` | off | [`client_side`]: sessions sealed in their cookie, no store (`SessionLayer::client_side`) |
+//! | `metrics` | off | counters and a store-latency histogram through the [`metrics`](https://docs.rs/metrics) facade (see below) |
+//!
+//! # Observability
+//!
+//! Through `tracing`, at debug level: a `session` span per request (`cookie`: whether one
+//! came; `outcome`: `untouched`, `loaded`, `created`, `written`, `rotated`, `destroyed` or
+//! `failed`), a `store_call` span per store call (`op`, `store`, `duration_us`, `error`), and
+//! a debug event with a `reason` for each request whose cookie named no live session. An
+//! error event when a save fails. None of them ever holds an ID, cookie value or stored value.
+//!
+//! With the `metrics` feature, through whatever recorder the app installs (a Prometheus
+//! exporter, say: `examples/metrics.rs`):
+//!
+//! | metric | kind | labels |
+//! | --- | --- | --- |
+//! | `session_layer_sessions_created_total` | counter | |
+//! | `session_layer_sessions_rotated_total` | counter | |
+//! | `session_layer_sessions_destroyed_total` | counter | |
+//! | `session_layer_sessions_revoked_total` | counter | |
+//! | `session_layer_anonymous_total` | counter | `reason`: `malformed`, `unknown_or_expired`, `expired`, `revoked` |
+//! | `session_layer_save_failures_total` | counter | `kind`: `unavailable`, `timeout`, `corrupt`, `full`, `too_large`, `other` |
+//! | `session_layer_store_call_seconds` | histogram | `op`: `load`, `create`, `apply`, `rotate`, `delete`, ... |
 //!
 //! Without axum, a Tower service finds the [`Session`] in the request's extensions:
 //!
@@ -94,6 +116,7 @@ pub mod fuzz;
 pub mod id;
 mod keeper;
 mod layer;
+mod observe;
 pub mod record;
 mod request;
 mod rules;

@@ -11,7 +11,8 @@ use tokio::sync::OnceCell;
 
 use crate::cookie_header;
 use crate::id::{SessionHandle, StorageKey};
-use crate::keeper::{CookieOut, Ending, Fit, FitCheck, Keeper, Saving, Settled};
+use crate::keeper::{Ending, Fit, FitCheck, Keeper, Kept, Saving, Settled};
+use crate::observe;
 use crate::record::Record;
 use crate::rules::Totals;
 use crate::settings::Settings;
@@ -47,6 +48,7 @@ impl<K: Keeper> Begin for Shared<K> {
             None => OnceCell::new_with(Some(None)),
         };
         Arc::new(Visit {
+            span: observe::request_span(found.present),
             shared: self,
             cookie: found.first_valid,
             had_cookie: found.present,
@@ -76,6 +78,8 @@ pub(crate) trait Core: Send + Sync + 'static {
     /// When the request began: what loads and per-user calls are judged at.
     fn started(&self) -> OffsetDateTime;
     fn had_cookie(&self) -> bool;
+    /// The request's span: the store calls nest under it, and it records the outcome.
+    fn span(&self) -> &tracing::Span;
     fn state(&self) -> MutexGuard<'_, State>;
     /// The stored record if it was loaded: `None` if not yet, `Some(None)` if there is none.
     fn loaded(&self) -> Option<Option<&Record>>;
@@ -88,10 +92,11 @@ pub(crate) trait Core: Send + Sync + 'static {
     fn revoke<'a>(&'a self, key: &'a StorageKey, user: &'a str) -> StoreFuture<'a, bool>;
     fn revoke_others<'a>(&'a self, user: &'a str) -> StoreFuture<'a, u64>;
     /// Keeps what the request did, after its handler: at most one store operation.
-    fn finish(self: Arc<Self>) -> StoreFuture<'static, CookieOut>;
+    fn finish(self: Arc<Self>) -> StoreFuture<'static, Kept>;
 }
 
 struct Visit<K: Keeper> {
+    span: tracing::Span,
     shared: Arc<Shared<K>>,
     /// The cookie value, if it had the right shape.
     cookie: Option<K::Cookie>,
@@ -122,7 +127,7 @@ impl<K: Keeper> Visit<K> {
         settled: Settled,
         ending: &Ending,
         now: OffsetDateTime,
-    ) -> Result<CookieOut, crate::store::StoreError> {
+    ) -> Result<Kept, crate::store::StoreError> {
         if let Settled::NeedsRecord = settled {
             self.record().await?;
         }
@@ -145,6 +150,10 @@ impl<K: Keeper> Core for Visit<K> {
 
     fn had_cookie(&self) -> bool {
         self.had_cookie
+    }
+
+    fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -213,16 +222,19 @@ impl<K: Keeper> Core for Visit<K> {
     }
 
     fn revoke<'a>(&'a self, key: &'a StorageKey, user: &'a str) -> StoreFuture<'a, bool> {
-        self.shared.keeper.revoke(key, user, self.started)
+        let revoke = self.shared.keeper.revoke(key, user, self.started);
+        counted(revoke, |ended| u64::from(*ended))
     }
 
     fn revoke_others<'a>(&'a self, user: &'a str) -> StoreFuture<'a, u64> {
-        self.shared
+        let revoke = self
+            .shared
             .keeper
-            .revoke_others(self.cookie.as_ref(), user, self.started)
+            .revoke_others(self.cookie.as_ref(), user, self.started);
+        counted(revoke, |ended| *ended)
     }
 
-    fn finish(self: Arc<Self>) -> StoreFuture<'static, CookieOut> {
+    fn finish(self: Arc<Self>) -> StoreFuture<'static, Kept> {
         // The request is over: what it did moves to the save instead of being copied.
         let ending = std::mem::take(&mut self.state().ending);
         let now = self.shared.settings.now();
@@ -240,5 +252,25 @@ impl<K: Keeper> Core for Visit<K> {
             Settled::Done(out) => StoreFuture::ready(out),
             settled => StoreFuture::boxed(async move { self.save(settled, &ending, now).await }),
         }
+    }
+}
+
+/// A revocation's answer, with the sessions it ended counted.
+fn counted<'a, T: Send + 'a>(
+    revoke: StoreFuture<'a, T>,
+    ended: fn(&T) -> u64,
+) -> StoreFuture<'a, T> {
+    match revoke.into_ready() {
+        Ok(answer) => {
+            if let Ok(answer) = &answer {
+                observe::revoked(ended(answer));
+            }
+            StoreFuture::ready(answer)
+        }
+        Err(waiting) => StoreFuture::boxed(async move {
+            let answer = waiting.await?;
+            observe::revoked(ended(&answer));
+            Ok(answer)
+        }),
     }
 }

@@ -10,10 +10,10 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use tower_service::Service;
 
-use crate::keeper::CookieOut;
-use crate::request::Begin;
+use crate::keeper::{CookieOut, How, Kept};
+use crate::observe::{self, Outcome};
+use crate::request::{Begin, Core};
 use crate::session::Session;
-use crate::settings::Settings;
 use crate::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner service.
@@ -36,7 +36,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         session: Option<Session>,
-        saving: Option<(StoreFuture<'static, CookieOut>, Response<B>)>,
+        saving: Option<(StoreFuture<'static, Kept>, Response<B>)>,
     }
 }
 
@@ -57,28 +57,33 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let core = this
+            .session
+            .as_ref()
+            .expect("a ResponseFuture is not polled after it completed")
+            .core()
+            .clone();
+        // The handler's store calls, and the save's, nest under the request's span.
+        let _entered = core.span().enter();
         loop {
             if let Some((saving, _)) = this.saving.as_mut() {
                 let out = ready!(Pin::new(saving).poll(cx));
                 let (_, response) = this.saving.take().expect("polled just above");
-                let session = this.session.take().expect("kept until the save is written");
-                return Poll::Ready(Ok(respond(session.core().settings(), response, out)));
+                this.session.take();
+                return Poll::Ready(Ok(respond(&*core, response, out)));
             }
             let response = ready!(this.inner.as_mut().poll(cx))?;
-            let session = this
-                .session
-                .as_ref()
-                .expect("a ResponseFuture is not polled after it completed");
-            if !session.core().state().accessed {
+            if !core.state().accessed {
                 this.session.take();
+                observe::finished(core.span(), Outcome::Untouched);
                 return Poll::Ready(Ok(response));
             }
             // Most saves need no waiting (nothing changed, an in-process store, a cookie to
             // seal): they are written here, and only a store that waits is polled again.
-            match session.core().clone().finish().into_ready() {
+            match core.clone().finish().into_ready() {
                 Ok(out) => {
-                    let session = this.session.take().expect("looked at just above");
-                    return Poll::Ready(Ok(respond(session.core().settings(), response, out)));
+                    this.session.take();
+                    return Poll::Ready(Ok(respond(&*core, response, out)));
                 }
                 Err(waiting) => *this.saving = Some((waiting, response)),
             }
@@ -115,14 +120,16 @@ where
 /// Writes the outcome of the save into the response: the cookie and the headers that keep
 /// shared caches away, or, if the save failed, the layer's error response in its place.
 fn respond<B: Default>(
-    settings: &Settings,
+    core: &dyn Core,
     mut response: Response<B>,
-    out: Result<CookieOut, StoreError>,
+    out: Result<Kept, StoreError>,
 ) -> Response<B> {
+    let settings = core.settings();
     match out {
-        Ok(out) => {
+        Ok(kept) => {
+            observe::finished(core.span(), outcome(kept.how));
             let headers = response.headers_mut();
-            match out {
+            match kept.cookie {
                 CookieOut::Keep => {}
                 CookieOut::Set(value) => {
                     headers.append(SET_COOKIE, value);
@@ -135,6 +142,8 @@ fn respond<B: Default>(
             response
         }
         Err(error) => {
+            observe::finished(core.span(), Outcome::Failed);
+            observe::save_failed(error.kind());
             if error.kind() == StoreErrorKind::TooLarge {
                 tracing::error!(
                     target: "session_layer",
@@ -154,6 +163,16 @@ fn respond<B: Default>(
             mark_private(failed.headers_mut());
             failed
         }
+    }
+}
+
+fn outcome(how: How) -> Outcome {
+    match how {
+        How::Unchanged => Outcome::Loaded,
+        How::Created => Outcome::Created,
+        How::Written => Outcome::Written,
+        How::Rotated => Outcome::Rotated,
+        How::Destroyed => Outcome::Destroyed,
     }
 }
 

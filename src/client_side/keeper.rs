@@ -10,7 +10,8 @@ use super::seal::{write_data, Nonce, MAX_COOKIE_BYTES};
 use super::Sealing;
 use crate::error::SessionError;
 use crate::id::{SessionHandle, StorageKey};
-use crate::keeper::{CookieOut, Fit, FitCheck, Keeper, Saving, Settled};
+use crate::keeper::{CookieOut, Fit, FitCheck, How, Keeper, Kept, Saving, Settled};
+use crate::observe::{self, Anonymous};
 use crate::record::{Change, Metadata, Record};
 use crate::store::{SessionInfo, StoreError, StoreErrorKind, StoreFuture};
 
@@ -22,16 +23,11 @@ pub(crate) struct Sealed {
     opened: OnceLock<(Nonce, bool)>,
 }
 
-/// The one place every rejected cookie is reported, whatever was wrong with it (base64, key,
-/// name, purpose, format version, payload), so the logs tell an attacker nothing the
-/// response does not. The value itself is never logged.
+/// The one place every rejected cookie is reported, whatever was wrong with it (shape,
+/// base64, key, name, purpose, format version, payload), so the logs tell an attacker
+/// nothing the response does not. The value itself is never logged.
 fn rejected() {
-    tracing::debug!(
-        target: "session_layer::client_side",
-        reason = "malformed",
-        "session cookie rejected: not sealed for this cookie and purpose by a key of the ring, \
-         or malformed; the request is anonymous"
-    );
+    observe::anonymous(Anonymous::Malformed);
 }
 
 fn unsupported() -> StoreError {
@@ -78,7 +74,11 @@ impl Keeper for Sealing {
         };
         StoreFuture::boxed(async move {
             let cut_off = not_before.check(&user).await?;
-            Ok((!cut_off.is_some_and(|t| record.meta.created < t)).then_some(record))
+            if cut_off.is_some_and(|t| record.meta.created < t) {
+                observe::anonymous(Anonymous::Revoked);
+                return Ok(None);
+            }
+            Ok(Some(record))
         })
     }
 
@@ -129,7 +129,10 @@ impl Keeper for Sealing {
         let ending = saving.ending;
         if ending.destroyed {
             // Nothing to delete: the removal cookie (or a new session) replaces the old value.
-            return Settled::Done(self.fresh_or_clear(saving));
+            return Settled::Done(self.fresh_or_clear(saving).map(|mut kept| {
+                kept.how = How::Destroyed;
+                kept
+            }));
         }
         let Some(loaded) = saving.loaded else {
             if ending.rotate || !ending.change.is_empty() {
@@ -138,7 +141,7 @@ impl Keeper for Sealing {
                 return Settled::NeedsRecord;
             }
             // Nothing was read and nothing changed: no reason to open the cookie.
-            return Settled::Done(Ok(CookieOut::Keep));
+            return Settled::Done(Ok(Kept::new(CookieOut::Keep, How::Unchanged)));
         };
         let (Some(record), Some(cookie)) = (loaded, saving.cookie) else {
             return Settled::Done(self.fresh_or_clear(saving));
@@ -159,7 +162,7 @@ impl Keeper for Sealing {
         change.apply_meta(&mut meta);
         let due = change.persistent.is_some() || rules.touch.due(&meta, now).is_some();
         if !due && !ending.rotate && !old_key && change.is_empty() {
-            return Settled::Done(Ok(CookieOut::Keep));
+            return Settled::Done(Ok(Kept::new(CookieOut::Keep, How::Unchanged)));
         }
         if let Some(totals) = rules.limits.refuse(record.data(), change) {
             return Settled::Done(Err(StoreError::new(
@@ -185,16 +188,26 @@ impl Keeper for Sealing {
         } else {
             nonce.clone()
         };
+        let how = if ending.rotate {
+            How::Rotated
+        } else if change.is_empty() {
+            How::Unchanged
+        } else {
+            How::Written
+        };
         // Sealed from the loaded record and the change, without copying the record first.
-        Settled::Done(self.sealed_out(
-            saving,
-            &meta,
-            |out| write_data(record, Some(change), out),
-            &nonce,
-        ))
+        Settled::Done(
+            self.sealed_out(
+                saving,
+                &meta,
+                |out| write_data(record, Some(change), out),
+                &nonce,
+            )
+            .map(|cookie| Kept::new(cookie, how)),
+        )
     }
 
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Sealed>) -> StoreFuture<'a, CookieOut> {
+    fn save<'a>(&'a self, saving: &'a Saving<'a, Sealed>) -> StoreFuture<'a, Kept> {
         // Sealing never waits on a store: once the record is loaded, settling answers.
         match self.settle(saving) {
             Settled::Done(out) => StoreFuture::ready(out),
@@ -245,11 +258,7 @@ impl Sealing {
             return None;
         };
         if !opened.record.is_live(now) {
-            tracing::debug!(
-                target: "session_layer::client_side",
-                reason = "expired",
-                "the session cookie's session has expired; the request is anonymous"
-            );
+            observe::anonymous(Anonymous::Expired);
             return None;
         }
         // Kept even if the not-before check then voids the record: it is only read for a
@@ -260,15 +269,17 @@ impl Sealing {
 
     /// A new sealed session holding the request's change, if it holds anything worth
     /// keeping, or the removal of a cookie that named no live session.
-    fn fresh_or_clear(&self, saving: &Saving<'_, Sealed>) -> Result<CookieOut, StoreError> {
+    fn fresh_or_clear(&self, saving: &Saving<'_, Sealed>) -> Result<Kept, StoreError> {
         let change: &Change = &saving.ending.change;
         match saving.settings.fresh_record(change, saving.now) {
-            Some(record) => self.sealed_out(
-                saving,
-                &record.meta,
-                |out| write_data(&record, None, out),
-                &Nonce::generate(),
-            ),
+            Some(record) => self
+                .sealed_out(
+                    saving,
+                    &record.meta,
+                    |out| write_data(&record, None, out),
+                    &Nonce::generate(),
+                )
+                .map(|cookie| Kept::new(cookie, How::Created)),
             None => Ok(saving.nothing_kept()),
         }
     }

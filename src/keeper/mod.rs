@@ -49,7 +49,7 @@ pub(crate) trait Keeper: Debug + Send + Sync + 'static {
     fn settle(&self, saving: &Saving<'_, Self::Cookie>) -> Settled;
 
     /// The save that [`settle`](Self::settle) said needs a store call.
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Self::Cookie>) -> StoreFuture<'a, CookieOut>;
+    fn save<'a>(&'a self, saving: &'a Saving<'a, Self::Cookie>) -> StoreFuture<'a, Kept>;
 
     /// The handle the session behind `cookie` is listed under, if it has one.
     fn handle(&self, cookie: &Self::Cookie) -> Option<SessionHandle>;
@@ -110,11 +110,16 @@ pub(crate) struct Saving<'a, C> {
 impl<C> Saving<'_, C> {
     /// The answer when the request keeps no session: a cookie that named none is removed,
     /// and a request without one gets nothing.
-    pub(crate) fn nothing_kept(&self) -> CookieOut {
-        if self.had_cookie {
-            CookieOut::Remove
+    pub(crate) fn nothing_kept(&self) -> Kept {
+        let how = if self.ending.destroyed {
+            How::Destroyed
         } else {
-            CookieOut::Keep
+            How::Unchanged
+        };
+        if self.had_cookie {
+            Kept::new(CookieOut::Remove, how)
+        } else {
+            Kept::new(CookieOut::Keep, how)
         }
     }
 }
@@ -125,12 +130,41 @@ impl<C> Saving<'_, C> {
 #[cfg_attr(not(feature = "client-side"), allow(dead_code))]
 pub(crate) enum Settled {
     /// The answer, with no waiting.
-    Done(Result<CookieOut, StoreError>),
+    Done(Result<Kept, StoreError>),
     /// The stored record is needed first (a write that no read preceded, in a keeper that
     /// rewrites the whole session); settle again once it is loaded.
     NeedsRecord,
     /// A store call is needed: [`Keeper::save`].
     NeedsSave,
+}
+
+/// What a save did: what the response says about the cookie, and what became of the
+/// session.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub(crate) cookie: CookieOut,
+    pub(crate) how: How,
+}
+
+impl Kept {
+    pub(crate) fn new(cookie: CookieOut, how: How) -> Self {
+        Self { cookie, how }
+    }
+}
+
+/// What became of the session at the save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum How {
+    /// Nothing the handler asked for was written (a read; a touch or a reseal may be).
+    Unchanged,
+    /// A new session was stored.
+    Created,
+    /// The handler's writes were applied to the session.
+    Written,
+    /// The session moved to a new ID.
+    Rotated,
+    /// The session was ended (a new one may hold writes made after that).
+    Destroyed,
 }
 
 /// What the response says about the session cookie.

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 use time::OffsetDateTime;
 
-use super::{CookieOut, Fit, FitCheck, Keeper, Saving, Settled};
+use super::{CookieOut, Fit, FitCheck, How, Keeper, Kept, Saving, Settled};
 use crate::id::{SessionHandle, SessionId, StorageKey};
+use crate::observe::{self, Anonymous};
 use crate::record::{Change, Metadata, Record};
 use crate::rules::Totals;
 use crate::settings::Settings;
@@ -15,13 +16,43 @@ use crate::store::{
     Applied, Rotated, SessionInfo, SessionStore, StoreError, StoreErrorKind, StoreFuture,
 };
 
+/// A load's answer, with the reason reported when it found no live session.
+fn found(answer: Result<Option<Record>, StoreError>) -> Result<Option<Record>, StoreError> {
+    if let Ok(None) = answer {
+        observe::anonymous(Anonymous::UnknownOrExpired);
+    }
+    answer
+}
+
 /// How many fresh IDs to try when a new ID is taken (which 256 random bits make a sign of a
 /// broken random source rather than of bad luck).
 const CREATE_ATTEMPTS: usize = 3;
 
 /// A [`SessionStore`] as the home of a layer's sessions.
 #[derive(Debug)]
-pub(crate) struct Stored<S>(pub(crate) S);
+pub(crate) struct Stored<S> {
+    store: S,
+    /// The store's type, for the spans of its calls.
+    name: Box<str>,
+}
+
+impl<S> Stored<S> {
+    pub(crate) fn new(store: S) -> Self {
+        Self {
+            store,
+            name: observe::store_name::<S>(),
+        }
+    }
+
+    /// Runs one call on the store, observed.
+    fn call<'a, T: Send + 'a>(
+        &'a self,
+        op: &'static str,
+        call: impl FnOnce(&'a S) -> StoreFuture<'a, T>,
+    ) -> StoreFuture<'a, T> {
+        observe::store_call(op, &self.name, || call(&self.store))
+    }
+}
 
 /// The session ID a request's cookie carried, and its storage key once needed: a request
 /// that loads and then saves hashes its ID once.
@@ -48,11 +79,7 @@ impl<S: SessionStore> Keeper for Stored<S> {
     }
 
     fn refused(&self) {
-        tracing::debug!(
-            target: "session_layer",
-            reason = "malformed",
-            "the session cookie is not a session ID of this layer; the request is anonymous"
-        );
+        observe::anonymous(Anonymous::Malformed);
     }
 
     fn load<'a>(
@@ -62,7 +89,12 @@ impl<S: SessionStore> Keeper for Stored<S> {
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Option<Record>> {
         // The read's touch, if due, happens in the same store call.
-        self.0.load(cookie.key(), Some(&settings.rules.touch), now)
+        let touch = Some(&settings.rules.touch);
+        let load = self.call("load", |s| s.load(cookie.key(), touch, now));
+        match load.into_ready() {
+            Ok(answer) => StoreFuture::ready(found(answer)),
+            Err(waiting) => StoreFuture::boxed(async move { found(waiting.await) }),
+        }
     }
 
     fn fits(&self, _: &FitCheck<'_, Named>) -> Fit {
@@ -79,17 +111,17 @@ impl<S: SessionStore> Keeper for Stored<S> {
             return Settled::Done(Ok(saving.nothing_kept()));
         };
         Settled::Done(Ok(match saving.loaded {
-            None => CookieOut::Keep,
+            None => Kept::new(CookieOut::Keep, How::Unchanged),
             // Unknown or expired: never adopted, and nothing to keep.
             Some(None) => saving.nothing_kept(),
             Some(Some(record)) if renews_cookie(&record.meta, saving.started) => {
-                set(saving, &cookie.id, &record.meta)
+                set(saving, &cookie.id, &record.meta, How::Unchanged)
             }
-            Some(Some(_)) => CookieOut::Keep,
+            Some(Some(_)) => Kept::new(CookieOut::Keep, How::Unchanged),
         }))
     }
 
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Named>) -> StoreFuture<'a, CookieOut> {
+    fn save<'a>(&'a self, saving: &'a Saving<'a, Named>) -> StoreFuture<'a, Kept> {
         StoreFuture::boxed(self.save_now(saving))
     }
 
@@ -102,7 +134,7 @@ impl<S: SessionStore> Keeper for Stored<S> {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Vec<SessionInfo>> {
-        self.0.list_by_user(user, now)
+        self.call("list_by_user", |s| s.list_by_user(user, now))
     }
 
     fn revoke<'a>(
@@ -111,7 +143,7 @@ impl<S: SessionStore> Keeper for Stored<S> {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, bool> {
-        self.0.delete_owned(key, user, now)
+        self.call("delete_owned", |s| s.delete_owned(key, user, now))
     }
 
     fn revoke_others<'a>(
@@ -120,20 +152,22 @@ impl<S: SessionStore> Keeper for Stored<S> {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, u64> {
-        self.0.delete_by_user(user, keep.map(Named::key), now)
+        let keep = keep.map(Named::key);
+        self.call("delete_by_user", |s| s.delete_by_user(user, keep, now))
     }
 }
 
 impl<S: SessionStore> Stored<S> {
-    async fn save_now(&self, saving: &Saving<'_, Named>) -> Result<CookieOut, StoreError> {
+    async fn save_now(&self, saving: &Saving<'_, Named>) -> Result<Kept, StoreError> {
         let ending = saving.ending;
-        let store = &self.0;
         let now = saving.now;
         if ending.destroyed {
             if let Some(cookie) = saving.cookie {
-                store.delete(cookie.key()).await?;
+                self.call("delete", |s| s.delete(cookie.key())).await?;
             }
-            return self.create_or_clear(saving, &ending.change).await;
+            let mut kept = self.create_or_clear(saving, &ending.change).await?;
+            kept.how = How::Destroyed;
+            return Ok(kept);
         }
         let (Some(cookie), loaded) = (saving.cookie, saving.loaded) else {
             return self.create_or_clear(saving, &ending.change).await;
@@ -157,11 +191,10 @@ impl<S: SessionStore> Stored<S> {
         if ending.rotate {
             for _ in 0..CREATE_ATTEMPTS {
                 let new_id = SessionId::generate();
-                match store
-                    .rotate(key, &new_id.storage_key(), &change, rules, now)
-                    .await?
-                {
-                    Rotated::Done(meta) => return Ok(set(saving, &new_id, &meta)),
+                let new_key = new_id.storage_key();
+                let rotated = self.call("rotate", |s| s.rotate(key, &new_key, &change, rules, now));
+                match rotated.await? {
+                    Rotated::Done(meta) => return Ok(set(saving, &new_id, &meta, How::Rotated)),
                     Rotated::Collision => {}
                     Rotated::TooLarge(totals) => return Err(too_large(totals)),
                     _ => return self.create_or_clear(saving, &ending.change).await,
@@ -170,13 +203,16 @@ impl<S: SessionStore> Stored<S> {
             return Err(collision_error());
         }
 
-        match store.apply(key, &change, rules, now).await? {
+        match self
+            .call("apply", |s| s.apply(key, &change, rules, now))
+            .await?
+        {
             Applied::Done(meta)
                 if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
             {
-                Ok(set(saving, &cookie.id, &meta))
+                Ok(set(saving, &cookie.id, &meta, How::Written))
             }
-            Applied::Done(_) => Ok(CookieOut::Keep),
+            Applied::Done(_) => Ok(Kept::new(CookieOut::Keep, How::Written)),
             Applied::TooLarge(totals) => Err(too_large(totals)),
             // The session ended while this request ran (logout elsewhere, expiry): its
             // writes go to a new session, never back into the old one.
@@ -190,22 +226,26 @@ impl<S: SessionStore> Stored<S> {
         &self,
         saving: &Saving<'_, Named>,
         change: &Change,
-    ) -> Result<CookieOut, StoreError> {
+    ) -> Result<Kept, StoreError> {
         let Some(record) = saving.settings.fresh_record(change, saving.now) else {
             return Ok(saving.nothing_kept());
         };
         for _ in 0..CREATE_ATTEMPTS {
             let id = SessionId::generate();
-            if self.0.create(&id.storage_key(), &record).await? {
-                return Ok(set(saving, &id, &record.meta));
+            let key = id.storage_key();
+            if self.call("create", |s| s.create(&key, &record)).await? {
+                return Ok(set(saving, &id, &record.meta, How::Created));
             }
         }
         Err(collision_error())
     }
 }
 
-fn set(saving: &Saving<'_, Named>, id: &SessionId, meta: &Metadata) -> CookieOut {
-    CookieOut::Set(saving.settings.cookie(id.text(), meta, saving.now))
+fn set(saving: &Saving<'_, Named>, id: &SessionId, meta: &Metadata, how: How) -> Kept {
+    Kept::new(
+        CookieOut::Set(saving.settings.cookie(id.text(), meta, saving.now)),
+        how,
+    )
 }
 
 /// Whether a persistent session's idle deadline was moved at `now` (by this request's load
