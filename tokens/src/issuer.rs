@@ -163,6 +163,15 @@ impl TokenIssuer {
         session: &Session,
         request: TokenRequest,
     ) -> Result<Token, MintError> {
+        let minted = self.try_mint(session, request).await;
+        match &minted {
+            Ok(_) => tracing::debug!("minted a session token"),
+            Err(error) => tracing::debug!(%error, "no session token minted"),
+        }
+        minted
+    }
+
+    async fn try_mint(&self, session: &Session, request: TokenRequest) -> Result<Token, MintError> {
         let inner = &*self.inner;
         let audiences = match request.audiences {
             Some(asked) => {
@@ -235,7 +244,6 @@ impl TokenIssuer {
             header.kid = Some(key.kid().to_owned());
             jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(MintError::Sign)?
         };
-        tracing::debug!("minted a session token");
         Ok(Token::new(
             value,
             OffsetDateTime::from_unix_timestamp(exp).expect("a deadline in range"),

@@ -534,9 +534,9 @@ macro_rules! on_memory_and_redis {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some((store, prefix)) = crate::common::redis_store().await {
+                    if let Some((store, prefix)) = $crate::common::redis_store().await {
                         super::$name(store).await;
-                        crate::common::drop_redis_prefix(&prefix).await;
+                        $crate::common::drop_redis_prefix(&prefix).await;
                     }
                 }
             )*
