@@ -76,6 +76,11 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+// The README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod error;
 mod introspect;
 mod issuer;
