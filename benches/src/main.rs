@@ -11,6 +11,7 @@
 //! (wrk, B2), `memory` (bytes per session), `scale` (B2 at 1,000 and 1,000,000 sessions),
 //! `redis` (round trips and cost ÷ a raw GET on a private redis-server; part of `all`),
 //! `instructions` (per request, by callgrind, for the closest comparisons; part of `all`),
+//! `tokens` (minting and verifying one session token beside a session read),
 //! `profile <impl> <case> <iters> [single|2x64]` (one row, for callgrind or perf). Internal: `serve`,
 //! `mem-child`, `scale-child`.
 //!
@@ -28,6 +29,7 @@ mod instructions;
 mod memory;
 mod redis_bench;
 mod report;
+mod tokens;
 
 use std::path::PathBuf;
 
@@ -204,6 +206,11 @@ fn main() {
                 Some(_) => usage(),
             };
             return inproc::profile(imp_arg(0), case, num_arg(2), mode);
+        }
+        "tokens" => {
+            println!("{}", machine());
+            println!("{}", tokens::run(&opts).render());
+            return;
         }
         "redis" => {
             println!("{}", machine());

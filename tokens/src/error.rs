@@ -11,15 +11,18 @@ use time::OffsetDateTime;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MintError {
-    /// The session has no signed-in user: the request had no session, signed out, or its
-    /// session ended before this request (a revoked, destroyed or expired session comes
-    /// back as a new, anonymous one).
+    /// The session has no signed-in user: the request carried no session, or it was signed
+    /// out (destroyed) in this request, or it ended before this request. A session revoked
+    /// or expired before the request arrived is gone from the store, so the layer hands the
+    /// request a new, anonymous one: to this crate it looks the same as never signed in.
     Anonymous,
-    /// The session is not stored yet (a user signed in during this request, or a new
-    /// session): its handle will change when the layer saves it. Mint on a later request.
+    /// The session is new in this request and not stored yet: it has no handle until the
+    /// layer saves it. Mint on a later request.
     NotSaved,
-    /// The session has a user but is no longer live in the store: revoked or expired since
-    /// this request loaded it, or destroyed and replaced in this request.
+    /// The session has a user but is not live in the store under that user: revoked or
+    /// expired since this request loaded it, destroyed and signed in again in this
+    /// request, or its user was set in this request and is not saved yet (mint on a later
+    /// request).
     Ended,
     /// The session could not be read.
     Session(SessionError),
@@ -48,12 +51,16 @@ impl MintError {
 impl fmt::Display for MintError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Anonymous => f.write_str("no token: the session has no signed-in user"),
+            Self::Anonymous => f.write_str(
+                "no token: the session has no signed-in user (never signed in, signed out, or \
+                 revoked or expired before this request)",
+            ),
             Self::NotSaved => f.write_str(
                 "no token: the session is not saved yet; mint on a request after sign-in",
             ),
             Self::Ended => f.write_str(
-                "no token: the session is no longer live (revoked, expired or destroyed)",
+                "no token: the session is not live in the store (revoked, expired or destroyed \
+                 during this request, or signed in during it and not saved yet)",
             ),
             Self::Session(_) => f.write_str("no token: the session could not be read"),
             Self::UnknownAudience => f.write_str(

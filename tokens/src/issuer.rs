@@ -114,6 +114,19 @@ impl TokenIssuer {
         self.inner.jwks_max_age
     }
 
+    /// The lifetime of a token whose request names none.
+    #[must_use]
+    pub fn lifetime(&self) -> Duration {
+        self.inner.lifetime
+    }
+
+    /// The longest lifetime a token may have: the most a token outlives the revocation of
+    /// the session that minted it.
+    #[must_use]
+    pub fn max_lifetime(&self) -> Duration {
+        self.inner.max_lifetime
+    }
+
     /// Mints a token for every configured audience with the default lifetime.
     ///
     /// # Errors
@@ -130,8 +143,13 @@ impl TokenIssuer {
     /// request's application claims. Its `exp` is the request's lifetime from now, but never
     /// after the session's own deadline.
     ///
-    /// Mint on a request after the one that signed the user in: until the layer saves the
-    /// session (with its new ID), it is not live in the store.
+    /// Mint on a request after the one that signed the user in (or rotated the session's
+    /// ID): until the layer saves the session under its new ID, it is not live in the store.
+    ///
+    /// Once minted, the token is out of the session's hands: revoking the session stops
+    /// further mints, but this token stays valid until its `exp` (at most
+    /// [`max_lifetime`](Self::max_lifetime)). Services that must see a revocation at once
+    /// use the [introspection endpoint](crate::introspection_router).
     ///
     /// # Errors
     ///
@@ -145,6 +163,15 @@ impl TokenIssuer {
         session: &Session,
         request: TokenRequest,
     ) -> Result<Token, MintError> {
+        let minted = self.try_mint(session, request).await;
+        match &minted {
+            Ok(_) => tracing::debug!("minted a session token"),
+            Err(error) => tracing::debug!(%error, "no session token minted"),
+        }
+        minted
+    }
+
+    async fn try_mint(&self, session: &Session, request: TokenRequest) -> Result<Token, MintError> {
         let inner = &*self.inner;
         let audiences = match request.audiences {
             Some(asked) => {
@@ -217,7 +244,6 @@ impl TokenIssuer {
             header.kid = Some(key.kid().to_owned());
             jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(MintError::Sign)?
         };
-        tracing::debug!("minted a session token");
         Ok(Token::new(
             value,
             OffsetDateTime::from_unix_timestamp(exp).expect("a deadline in range"),
@@ -407,6 +433,12 @@ impl TokenIssuerBuilder {
     }
 
     /// The lifetime of a token when the request names none. Default: 5 minutes.
+    ///
+    /// This is the trade you choose here: a revoked session mints no new token, but a token
+    /// it already minted stays valid until its `exp`, up to this long after the revocation
+    /// (never past the session's own deadline). Services that need a revocation to take
+    /// effect at once ask the [introspection endpoint](crate::introspection_router)
+    /// instead of relying on the token alone.
     pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
         self
@@ -414,6 +446,9 @@ impl TokenIssuerBuilder {
 
     /// The longest lifetime a [`TokenRequest`] may ask for; it also decides how long a
     /// retired key stays published. Default: 15 minutes.
+    ///
+    /// It bounds how long any token outlives a revocation of its session: a revoked session
+    /// mints nothing more, but each token already minted stays valid until its `exp`.
     pub fn with_max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = max;
         self

@@ -63,11 +63,9 @@ impl SigningKey {
     ///
     /// [`KeyError::Random`] if the OS has no randomness to give.
     pub fn generate() -> Result<Self, KeyError> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|_| KeyError::Random)?;
-        let key = Self::from_secret(ed25519_dalek::SigningKey::from_bytes(&bytes));
-        bytes.fill(0);
-        key
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *bytes).map_err(|_| KeyError::Random)?;
+        Self::from_secret(ed25519_dalek::SigningKey::from_bytes(&bytes))
     }
 
     /// Loads an Ed25519 private key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).

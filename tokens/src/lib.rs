@@ -44,7 +44,9 @@
 //! issuer, of the session's handle, never its ID or storage key.
 //!
 //! Only a live, signed-in session that is already saved mints: an anonymous, destroyed,
-//! revoked or expired session gets a [`MintError`] saying which, and no token.
+//! revoked or expired session gets a [`MintError`] saying which, and no token. The issuer
+//! asks the session's store whether the session still lives, so minting needs a
+//! server-side store (a client-side session cannot be looked up: [`MintError::Session`]).
 //!
 //! # Revocation: what a token survives
 //!
@@ -75,6 +77,11 @@
 //! after a restart. Private keys and tokens never appear in `Debug`, errors or logs.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+// The README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod error;
 mod introspect;

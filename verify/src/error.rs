@@ -162,6 +162,8 @@ pub enum FetchError {
     Json(serde_json::Error),
     /// The document holds no Ed25519 signing key with a `kid`.
     NoUsableKeys,
+    /// The last fetch failed and the cooldown has not passed yet: no new fetch was tried.
+    RecentlyFailed,
 }
 
 impl fmt::Display for FetchError {
@@ -174,6 +176,9 @@ impl fmt::Display for FetchError {
             Self::NoUsableKeys => {
                 f.write_str("the key set holds no Ed25519 (OKP) key with a `kid`")
             }
+            Self::RecentlyFailed => f.write_str(
+                "the last fetch of the key set failed; the next one is tried after the cooldown",
+            ),
         }
     }
 }

@@ -160,15 +160,24 @@ impl Remote {
     ) -> Result<DecodingKey, VerifyError> {
         let now = clock.now();
         let snap = self.snapshot();
+        let known = snap.keys.get(kid);
         if now < snap.fresh_until {
-            if let Some(key) = snap.keys.get(kid) {
+            if let Some(key) = known {
                 return Ok(key.clone());
             }
         }
         if !self.may_fetch(&snap, now) {
             return self.stale_key(&snap, kid, now, None);
         }
-        let _one_fetch = self.fetching.lock().await;
+        let _one_fetch = match self.fetching.try_lock() {
+            Ok(guard) => guard,
+            // A refresh is under way and the set it replaces still holds the key: use that
+            // rather than wait for a slow issuer.
+            Err(_) if known.is_some() && now < snap.fresh_until + self.policy.max_stale => {
+                return self.stale_key(&snap, kid, now, None);
+            }
+            Err(_) => self.fetching.lock().await,
+        };
         // Another task may have fetched while this one waited.
         let now = clock.now();
         let snap = self.snapshot();
@@ -220,9 +229,9 @@ impl Remote {
         error: Option<FetchError>,
     ) -> Result<DecodingKey, VerifyError> {
         if now >= snap.fresh_until + self.policy.max_stale {
-            return Err(VerifyError::KeysUnavailable(error.unwrap_or(
-                FetchError::Status(http::StatusCode::SERVICE_UNAVAILABLE),
-            )));
+            return Err(VerifyError::KeysUnavailable(
+                error.unwrap_or(FetchError::RecentlyFailed),
+            ));
         }
         snap.keys.get(kid).cloned().ok_or(VerifyError::UnknownKey)
     }

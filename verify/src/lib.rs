@@ -70,6 +70,11 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+// The README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod claims;
 mod clock;
 mod error;

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::de::DeserializeOwned;
@@ -19,6 +21,12 @@ const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Checks tokens: the `EdDSA` signature against the issuer's published keys, `exp` and
 /// `nbf` with a small leeway, `iss` and `aud`. Cheap to clone (clones share the key cache).
+///
+/// Checking offline is the trade you choose with it: no call to the issuing app per
+/// request, but a token stays valid until its `exp` even if its session was revoked after
+/// minting it (at most the issuer's configured lifetime, 5 minutes by default). A revoked
+/// session mints no new token. Where a revocation must take effect at once, ask the
+/// issuer's introspection endpoint about the token instead.
 ///
 /// Build one per service with [`Verifier::builder`], then use it through
 /// [`VerifyLayer`](crate::VerifyLayer), the [`Verified`](crate::Verified) extractor, or
@@ -119,6 +127,9 @@ impl Verifier {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => VerifyError::Algorithm,
+            // `none` and names the JWT crate does not know fail to parse as a header at
+            // all; say that the algorithm is the reason when it is.
+            _ if names_another_algorithm(token) => VerifyError::Algorithm,
             _ => VerifyError::Malformed,
         })?;
         if header.alg != Algorithm::EdDSA {
@@ -156,6 +167,22 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// Whether the token's header, read as plain JSON, names an `alg` other than `EdDSA`.
+fn names_another_algorithm(token: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Alg {
+        alg: String,
+    }
+    let Some((header, _)) = token.split_once('.') else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<Alg>(&json).ok())
+        .is_some_and(|h| h.alg != "EdDSA")
 }
 
 /// Configures a [`Verifier`]; from [`Verifier::builder`].
