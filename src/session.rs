@@ -356,9 +356,25 @@ impl Session {
     }
 
     /// The handle of this session as [`Session::user_sessions`] lists it, or `None` for a
-    /// session that is not stored yet.
+    /// session that is not stored yet, or whose handle this request is about to change (a
+    /// pending [`rotate`](Self::rotate) or [`destroy`](Self::destroy)): a handle taken
+    /// then would name a session that is gone once the request ends.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// assert_eq!(session.handle(), None, "a new session is not stored yet");
+    /// session.rotate().await;
+    /// assert_eq!(session.handle(), None);
+    /// # Ok(()) });
+    /// ```
     #[must_use]
     pub fn handle(&self) -> Option<SessionHandle> {
+        {
+            let state = self.state();
+            if state.ending.rotate || state.ending.destroyed {
+                return None;
+            }
+        }
         self.core.handle()
     }
 

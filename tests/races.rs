@@ -86,3 +86,14 @@ async fn a_session_at_its_key_limit_can_replace_a_key_it_read() {
         "a third key passed the limit"
     );
 }
+
+#[tokio::test]
+async fn a_session_about_to_rotate_offers_no_handle_that_would_die_with_it() {
+    use session_layer::testing::session;
+
+    let layer = SessionLayer::new(MemoryStore::default());
+    let s = session(&layer);
+    assert_eq!(s.handle(), None, "not stored yet");
+    s.rotate().await;
+    assert_eq!(s.handle(), None, "rotation pending");
+}
