@@ -8,17 +8,17 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 
 /// The demo accounts. Demo passwords, printed at start-up; never do this with real ones.
-pub(crate) const DEMO_USERS: &[(&str, &str)] =
+pub const DEMO_USERS: &[(&str, &str)] =
     &[("alice", "alice-password"), ("bob", "bob-password")];
 
 /// The shortest new password the password form accepts.
-pub(crate) const MIN_PASSWORD_LEN: usize = 8;
+pub const MIN_PASSWORD_LEN: usize = 8;
 /// The longest password any form accepts (hashing a megabyte is a cheap denial of service).
-pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
+pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// Users by name, each with an Argon2id hash in PHC string form.
 #[derive(Debug)]
-pub(crate) struct Users {
+pub struct Users {
     hashes: RwLock<HashMap<String, String>>,
     /// Checked when the name is unknown, so a wrong name takes as long as a wrong password
     /// and timing does not tell which names exist.
@@ -27,7 +27,7 @@ pub(crate) struct Users {
 
 impl Users {
     /// The demo users, hashed now. Takes a moment: Argon2 is slow on purpose.
-    pub(crate) fn demo() -> Self {
+    pub fn demo() -> Self {
         let hashes = DEMO_USERS
             .iter()
             .map(|(name, password)| ((*name).to_owned(), hash(password)))
@@ -40,7 +40,7 @@ impl Users {
 
     /// Whether `password` is `user`'s. Runs on the blocking pool: a hash check takes tens of
     /// milliseconds of CPU, too long for an async worker thread.
-    pub(crate) async fn verify(&self, user: &str, password: &str) -> bool {
+    pub async fn verify(&self, user: &str, password: &str) -> bool {
         if password.len() > MAX_PASSWORD_LEN {
             return false;
         }
@@ -62,7 +62,7 @@ impl Users {
     }
 
     /// Gives `user` a new password.
-    pub(crate) async fn set_password(&self, user: &str, password: &str) {
+    pub async fn set_password(&self, user: &str, password: &str) {
         let password = password.to_owned();
         let new = tokio::task::spawn_blocking(move || hash(&password))
             .await

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What `--help` prints.
-pub(crate) const USAGE: &str = "\
+pub const USAGE: &str = "\
 login example: a sign-in flow on session-layer
 
 USAGE: cargo run --example login -- [OPTIONS]
@@ -21,15 +21,15 @@ OPTIONS (each also read from the environment variable in brackets; a flag wins):
 
 /// How the app runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Config {
+pub struct Config {
     /// Where to listen.
-    pub(crate) addr: String,
+    pub addr: String,
     /// Which session store; see [`open_store`](super::open_store).
-    pub(crate) store: String,
+    pub store: String,
     /// The idle timeout of sessions without "remember me"; `None` keeps the layer's default.
-    pub(crate) idle_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
     /// Served over https, so cookies keep `Secure` and the `__Host-` name.
-    pub(crate) behind_tls: bool,
+    pub behind_tls: bool,
 }
 
 impl Default for Config {
@@ -45,15 +45,17 @@ impl Default for Config {
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Command {
+pub enum Command {
+    /// Run the app with these settings.
     Run(Config),
+    /// Print the usage and stop.
     Help,
 }
 
 impl Config {
     /// Reads the settings from `env` (a lookup such as `std::env::var`) and `args` (without
     /// the program name).
-    pub(crate) fn parse(
+    pub fn parse(
         env: impl Fn(&str) -> Option<String>,
         args: impl IntoIterator<Item = String>,
     ) -> Result<Command, String> {

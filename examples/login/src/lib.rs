@@ -1,9 +1,9 @@
-//! The login app: routes, handlers and the store selection. `main.rs` runs it; the browser
+//! The login app: routes, handlers and the store selection. `examples/login.rs` runs it; the browser
 //! tests build it in-process with [`router`].
 
-pub(crate) mod config;
+pub mod config;
 pub(crate) mod pages;
-pub(crate) mod users;
+pub mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +30,7 @@ use self::users::{Users, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 
 /// Opens the session store `url` names: `memory` (the default: in this process, nothing to
 /// install), or `sqlite://PATH`, `postgres://...`, `redis://...`.
-pub(crate) async fn open_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
+pub async fn open_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
     let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
     match scheme.to_ascii_lowercase().as_str() {
         "memory" => Ok(Arc::new(MemoryStore::default())),
@@ -80,7 +80,7 @@ fn open_postgres(url: String) -> Opening {
 }
 
 /// The session layer as `config` asks for it.
-pub(crate) fn build_session_layer(
+pub fn build_session_layer(
     config: &Config,
     store: Arc<dyn SessionStore>,
 ) -> Result<SessionLayer, String> {
@@ -107,7 +107,7 @@ struct AppState {
 }
 
 /// The whole app: pages, the session layer, CSRF protection and security headers.
-pub(crate) fn router(
+pub fn router(
     config: &Config,
     store: Arc<dyn SessionStore>,
     users: Arc<Users>,

@@ -1,8 +1,7 @@
 //! Runs the login example's app in-process on a loopback port, and records what reached it.
 #![allow(dead_code)]
 
-#[path = "../../examples/login/app/mod.rs"]
-pub(crate) mod app;
+pub(crate) use session_layer_example_login as app;
 
 use std::sync::{Arc, Mutex};
 

@@ -8,11 +8,12 @@
 //! cargo run --example login -- --help
 //! ```
 
-mod app;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+use session_layer_example_login as app;
 
 use app::config::{Command, Config, USAGE};
 use app::users::{Users, DEMO_USERS};
