@@ -8,7 +8,6 @@
 //! cargo run --example login -- --help
 //! ```
 
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

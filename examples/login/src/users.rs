@@ -8,8 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 
 /// The demo accounts. Demo passwords, printed at start-up; never do this with real ones.
-pub const DEMO_USERS: &[(&str, &str)] =
-    &[("alice", "alice-password"), ("bob", "bob-password")];
+pub const DEMO_USERS: &[(&str, &str)] = &[("alice", "alice-password"), ("bob", "bob-password")];
 
 /// The shortest new password the password form accepts.
 pub const MIN_PASSWORD_LEN: usize = 8;

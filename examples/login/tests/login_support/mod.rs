@@ -43,7 +43,16 @@ impl Served {
 /// port and a fresh `MemoryStore`).
 pub(crate) async fn serve(config: Config) -> Served {
     let store = app::open_store("memory").await.unwrap();
-    let users = Arc::new(Users::demo());
+    serve_with(config, store, Arc::new(Users::demo())).await
+}
+
+/// Serves the app as `config` describes, on `store` and `users` (the address and store of
+/// `config` are ignored).
+pub(crate) async fn serve_with(
+    config: Config,
+    store: Arc<dyn session_layer::SessionStore>,
+    users: Arc<Users>,
+) -> Served {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let router = app::router(&config, store, users.clone())
         .unwrap()
