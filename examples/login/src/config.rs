@@ -14,6 +14,8 @@ OPTIONS (each also read from the environment variable in brackets; a flag wins):
                               memory, sqlite://PATH, postgres://..., redis://...
   --idle-timeout-secs N     end browser-session sessions after N idle seconds
                               [IDLE_TIMEOUT_SECS] (default: the layer's, 1 hour)
+  --sign-in-limit N         sign-in and sign-out attempts per minute and client address
+                              [SIGN_IN_LIMIT] (default 20; 0 turns the limit off)
   --behind-tls              the app is served over https (a TLS proxy in front):
                               keep Secure and the __Host- cookie name [BEHIND_TLS=1]
   -h, --help                print this
@@ -30,6 +32,9 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// Served over https, so cookies keep `Secure` and the `__Host-` name.
     pub behind_tls: bool,
+    /// Sign-in and sign-out attempts allowed per minute and client address (a burst of that
+    /// many, then one every `60 / N` seconds); 0 turns the limit off.
+    pub sign_in_per_minute: u32,
 }
 
 impl Default for Config {
@@ -39,6 +44,7 @@ impl Default for Config {
             store: "memory".to_owned(),
             idle_timeout: None,
             behind_tls: false,
+            sign_in_per_minute: 20,
         }
     }
 }
@@ -69,6 +75,9 @@ impl Config {
         if let Some(secs) = env("IDLE_TIMEOUT_SECS") {
             config.idle_timeout = Some(seconds("IDLE_TIMEOUT_SECS", &secs)?);
         }
+        if let Some(limit) = env("SIGN_IN_LIMIT") {
+            config.sign_in_per_minute = count("SIGN_IN_LIMIT", &limit)?;
+        }
         if let Some(flag) = env("BEHIND_TLS") {
             config.behind_tls = truthy("BEHIND_TLS", &flag)?;
         }
@@ -92,6 +101,9 @@ impl Config {
                 "--idle-timeout-secs" => {
                     config.idle_timeout = Some(seconds("--idle-timeout-secs", &value()?)?);
                 }
+                "--sign-in-limit" => {
+                    config.sign_in_per_minute = count("--sign-in-limit", &value()?)?;
+                }
                 "--behind-tls" if inline.is_none() => config.behind_tls = true,
                 "-h" | "--help" => return Ok(Command::Help),
                 _ => return Err(format!("unknown argument {arg:?}\n\n{USAGE}")),
@@ -108,6 +120,12 @@ fn seconds(name: &str, text: &str) -> Result<Duration, String> {
             "{name} must be a whole number of seconds, at least 1 (got {text:?})"
         )),
     }
+}
+
+fn count(name: &str, text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{name} must be a whole number, 0 for no limit (got {text:?})"))
 }
 
 fn truthy(name: &str, text: &str) -> Result<bool, String> {

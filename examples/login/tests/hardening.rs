@@ -52,12 +52,12 @@ fn signed_in_at(account_page: &str) -> String {
 #[tokio::test]
 async fn sign_out_without_a_session_writes_none_so_a_flood_cannot_fill_the_store() {
     let store = MemoryStore::default().with_capacity(100);
-    let app = serve_with(
-        Config::default(),
-        Arc::new(store.clone()),
-        Arc::new(Users::demo()),
-    )
-    .await;
+    // Without the rate limit, which would refuse most of the flood by itself.
+    let config = Config {
+        sign_in_per_minute: 0,
+        ..Config::default()
+    };
+    let app = serve_with(config, Arc::new(store.clone()), Users::demo()).await;
     // A script, not a browser: no cookie, no Origin, no Sec-Fetch-Site, which the CSRF
     // layer lets through as a non-browser request.
     let script = reqwest::Client::builder()
@@ -89,7 +89,7 @@ async fn sign_out_without_a_session_writes_none_so_a_flood_cannot_fill_the_store
 #[tokio::test]
 async fn signing_in_as_another_user_starts_a_session_with_nothing_of_the_previous_one() {
     let store = login_support::app::open_store("memory").await.unwrap();
-    let app = serve_with(Config::default(), store, Arc::new(Users::demo())).await;
+    let app = serve_with(Config::default(), store, Users::demo()).await;
     let shared = browser();
     let alices = sign_in(&shared, &app.base, "alice", "alice-password").await;
     // The account page shows the time to the second: let one pass.
@@ -217,11 +217,10 @@ async fn a_password_change_that_cannot_sign_out_the_other_sessions_changes_nothi
     let Some(pg) = NoDeleteStore::start().await else {
         return;
     };
-    let users = Arc::new(Users::demo());
     let app = serve_with(
         Config::default(),
         Arc::new(pg.restricted.clone()),
-        users.clone(),
+        Users::demo(),
     )
     .await;
     let (laptop, phone) = (browser(), browser());
