@@ -9,8 +9,12 @@ mod login_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::routing::post;
+use axum::{Extension, Router};
+use session_layer_auth::{AuthManagerLayer, AuthSession};
+
 use login_support::app::config::Config;
-use login_support::app::users::Users;
+use login_support::app::users::{User, Users};
 use login_support::serve_with;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
@@ -257,4 +261,163 @@ async fn a_password_change_that_cannot_sign_out_the_other_sessions_changes_nothi
         .unwrap();
     assert_eq!(res.url().path(), "/account");
     drop(pg);
+}
+
+#[tokio::test]
+async fn sign_in_and_sign_out_are_rate_limited_per_address() {
+    let store = login_support::app::open_store("memory").await.unwrap();
+    let config = Config {
+        sign_in_per_minute: 5,
+        ..Config::default()
+    };
+    let app = serve_with(config, store, Users::demo()).await;
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let attempt = || {
+        client
+            .post(format!("{}/login", app.base))
+            .form(&[("username", "alice"), ("password", "guess")])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = attempt().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "Retry-After: {wait}");
+    // Sign-out counts against the same limit; other pages do not.
+    let res = client
+        .post(format!("{}/logout", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let res = client
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Completes a sign-in whose password check happened earlier: what a sign-in request does
+/// when it checked the password, then waited (a slow hash, a slow network) before storing
+/// the sign-in.
+async fn finish_sign_in(
+    mut auth: AuthSession<Users>,
+    Extension(checked): Extension<User>,
+) -> StatusCode {
+    match auth.login(&checked).await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The example's session and auth layers over `store` and `users`, with one route that
+/// finishes a sign-in checked earlier, served on loopback.
+async fn late_sign_in_app(
+    store: Arc<dyn session_layer::SessionStore>,
+    users: Users,
+    checked: User,
+) -> String {
+    let router = Router::new()
+        .route("/finish-sign-in", post(finish_sign_in))
+        .layer(Extension(checked))
+        .layer(AuthManagerLayer::new(users))
+        .layer(login_support::app::build_session_layer(&Config::default(), store).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_sign_in_that_checked_the_old_password_does_not_outlive_the_change() {
+    let store: Arc<dyn session_layer::SessionStore> = Arc::new(MemoryStore::default());
+    let users = Users::demo();
+    let app = serve_with(Config::default(), store.clone(), users.clone()).await;
+    let laptop = browser();
+    sign_in(&laptop, &app.base, "alice", "alice-password").await;
+
+    // Control: a late sign-in with the current password holds.
+    let checked = users
+        .check("alice", "alice-password")
+        .await
+        .unwrap()
+        .unwrap();
+    let on_time = late_sign_in_app(store.clone(), users.clone(), checked).await;
+    let current = browser();
+    let res = current
+        .post(format!("{on_time}/finish-sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = current
+        .get(format!("{}/account", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.url().path(), "/account", "the app ignores such sign-ins");
+
+    // The race: a sign-in checks the old password just before the change...
+    let checked = users
+        .check("alice", "alice-password")
+        .await
+        .unwrap()
+        .unwrap();
+    let res = laptop
+        .post(format!("{}/password", app.base))
+        .form(&[
+            ("current", "alice-password"),
+            ("new", "correct horse battery"),
+            ("confirm", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Password changed. Signed out 1 other session(s)."));
+    // ...and stores it after: the change's revocation could not see it.
+    let late_app = late_sign_in_app(store, users, checked).await;
+    let late = browser();
+    let res = late
+        .post(format!("{late_app}/finish-sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the late sign-in completes");
+
+    for client in [&late, &current] {
+        let res = client
+            .get(format!("{}/account", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.url().path(),
+            "/login",
+            "a sign-in made with the old password is still signed in"
+        );
+    }
+    let res = laptop
+        .get(format!("{}/account", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.url().path(),
+        "/account",
+        "the session that changed it ended"
+    );
 }
