@@ -365,7 +365,11 @@ async fn a_sign_in_that_checked_the_old_password_does_not_outlive_the_change() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.url().path(), "/account", "the app ignores such sign-ins");
+    assert_eq!(
+        res.url().path(),
+        "/account",
+        "the app ignores such sign-ins"
+    );
 
     // The race: a sign-in checks the old password just before the change...
     let checked = users
