@@ -111,10 +111,13 @@
 //!
 //! # Coming from axum-login
 //!
-//! The traits are the same; `AuthSession::user` is a method (the user is loaded lazily,
-//! and a store failure is an error, not an anonymous request), and the guards answer a
-//! signed-in user who lacks a permission with `403` rather than a redirect to the login
-//! page. `MIGRATING.md` in the repository has the full list.
+//! The traits are the same. `AuthSession::user` is a method (the user is loaded lazily, and
+//! a store failure is an error, not an anonymous request), as are `backend` and `session`;
+//! `login` always gives a new ID and ends another user's session. The guards redirect with
+//! `303` and a same-site `next` only, answer `401` with `WWW-Authenticate` where axum-login
+//! answers a bare `401` or `403`, and answer a signed-in user who lacks a permission with
+//! `403` rather than a redirect to the login page. `MIGRATING.md` in the repository has the
+//! full list, and a recipe for moving signed-in users over while both layers run.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

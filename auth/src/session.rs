@@ -217,12 +217,18 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
             .map_err(Error::Backend)
     }
 
-    /// Signs `user` in: the session gets a new ID at the end of the request (the old one
+    /// Signs `user` in. The session gets a new ID at the end of the request (the old one
     /// stops working, so an ID planted before sign-in is worthless), its owner is recorded
     /// for [`user_sessions`](Self::user_sessions) and revocation, and the user's ID and a
-    /// digest of its auth hash are stored. If another user was signed in on this session,
-    /// everything that user's session held is cleared first; an anonymous session's values
-    /// (a cart, say) are kept.
+    /// digest of its auth hash are stored.
+    ///
+    /// What the session held before depends on who held it:
+    ///
+    /// | the session was | after `login` |
+    /// | --- | --- |
+    /// | anonymous | the same data (a cart, say) under a new ID |
+    /// | signed in as this user | the same data under a new ID |
+    /// | signed in as another user | ended (its record deleted), and a new, empty session started: nothing of the previous user's, not even its sign-in time or "remember me" |
     ///
     /// # Errors
     ///
@@ -232,27 +238,27 @@ impl<Backend: AuthnBackend> AuthSession<Backend> {
         let id = user.id();
         let mut slot = self.state.user.lock().await;
         let previous = match self.session.get::<Stored<serde_json::Value>>(key).await {
-            Ok(previous) => previous.map(|p| p.id),
-            // Unreadable: treat it as someone else's.
-            Err(SessionError::Serde { .. }) => Some(serde_json::Value::Null),
+            Ok(previous) => previous.map(|p| Some(p.id)),
+            // Unreadable: nobody can tell whose it was, so it is treated as someone else's.
+            Err(SessionError::Serde { .. }) => Some(None),
             Err(e) => return Err(e.into()),
         };
-        let id_json = serde_json::to_value(&id).map_err(|e| {
-            Error::Session(SessionError::Serde {
-                key: key.to_owned(),
-                source: e,
-            })
-        })?;
-        if previous.is_some_and(|p| p != id_json) {
-            self.session.clear().await;
+        let same_user = match previous {
+            None => true,
+            Some(previous) => previous.is_some() && previous == serde_json::to_value(&id).ok(),
+        };
+        if same_user {
+            self.session.rotate().await;
+        } else {
+            // Values written after this start a new session with a new ID.
+            self.session.destroy().await;
         }
-        self.session.rotate().await;
         self.session.set_user(Some(id.to_string())).await;
         self.session
             .insert(
                 key,
                 Stored {
-                    id: id_json,
+                    id: &id,
                     hash: hex_digest(user.session_auth_hash()),
                 },
             )

@@ -256,16 +256,26 @@ async fn a_deleted_user_is_anonymous(sessions: SessionLayer) {
 
 async fn signing_in_as_another_user_keeps_none_of_the_previous_data(sessions: SessionLayer) {
     let app = start(sessions).await;
+    let alices_phone = app.browser();
+    alices_phone.sign_in("alice", ALICE_PASSWORD).await;
     let browser = app.browser();
     browser.sign_in("alice", ALICE_PASSWORD).await;
     browser.post("/note/alice-secret", &[]).await;
+    browser.post("/remember", &[]).await;
+    assert_eq!(browser.get("/remembered").await.body, "true");
     let alices = browser.cookie().unwrap();
 
     browser.sign_in("bob", BOB_PASSWORD).await;
     assert_eq!(browser.whoami().await, "bob");
     assert_eq!(browser.get("/note").await.body, "none");
     assert_eq!(browser.get("/owner").await.body, app.bob.to_string());
+    // Not alice's session handed over: a new one, without her "remember me".
+    assert_eq!(browser.get("/remembered").await.body, "false");
     assert_ne!(browser.cookie().unwrap(), alices);
+    let old = get_with_cookie(app.addr, "/note", Some(&alices)).await;
+    assert_eq!(old.body, "none", "alice's session still holds her data");
+    // Her session on that browser ended; her phone's did not.
+    assert_eq!(alices_phone.get("/devices").await.body, "1");
     // Signing in again as the same user keeps the session's data.
     browser.post("/note/bobs", &[]).await;
     browser.sign_in("bob", BOB_PASSWORD).await;

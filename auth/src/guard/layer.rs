@@ -174,8 +174,10 @@ impl<Backend: AuthnBackend + 'static> RequireAuthLayer<Backend> {
     }
 
     /// Redirect anonymous requests to `login_url`, with the page they asked for in the
-    /// [redirect field](Self::with_redirect_field), when it is a same-site path. Default:
-    /// none, a `401` with `WWW-Authenticate` (for APIs).
+    /// [redirect field](Self::with_redirect_field), when it is a same-site path and
+    /// `login_url` does not name one itself (`/login?next=/sessions` for a form that posts
+    /// to another path keeps its `next`, as axum-login does). Default: none, a `401` with
+    /// `WWW-Authenticate` (for APIs).
     pub fn with_login_url(mut self, login_url: impl Into<String>) -> Self {
         self.login_url = Some(login_url.into());
         self

@@ -68,8 +68,16 @@ fn local(path: &str) -> bool {
 }
 
 /// `login_url` with `field` naming `original` (its path and query), or without it when
-/// that is not a [`safe_next`] path.
+/// that is not a [`safe_next`] path or when `login_url` names a page in `field` already (as
+/// `/login?next=/sessions` does for a form that posts elsewhere).
 pub(crate) fn login_location(login_url: &str, field: &str, original: &Uri) -> String {
+    let query = login_url.split_once('?').map_or("", |(_, q)| q);
+    let named = query
+        .split('&')
+        .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == field);
+    if named {
+        return login_url.to_owned();
+    }
     let target = original
         .path_and_query()
         .map_or_else(|| original.path(), |pq| pq.as_str());
@@ -143,5 +151,14 @@ mod tests {
         );
         let evil: Uri = "//evil.example/x".parse().unwrap();
         assert_eq!(login_location("/login", "next", &evil), "/login");
+        // A login URL that names the page itself keeps it.
+        assert_eq!(
+            login_location("/login?next=/sessions", "next", &uri),
+            "/login?next=/sessions"
+        );
+        assert_eq!(
+            login_location("/login?nextpage=1", "next", &uri),
+            "/login?nextpage=1&next=/admin%3Ftab%3Da%2520b"
+        );
     }
 }

@@ -232,6 +232,15 @@ async fn set_note(
     Ok("noted")
 }
 
+async fn remember(session: Session) -> &'static str {
+    session.set_persistent(true).await;
+    "remembered"
+}
+
+async fn remembered(session: Session) -> Result<String, SessionError> {
+    Ok(session.metadata().await?.persistent.to_string())
+}
+
 async fn owner(session: Session) -> Result<String, SessionError> {
     Ok(session.user().await?.unwrap_or_else(|| "none".to_owned()))
 }
@@ -293,6 +302,8 @@ pub(crate) fn app(backend: Backend, sessions: SessionLayer) -> Router {
         .route("/note", get(note))
         .route("/note/{text}", post(set_note))
         .route("/owner", get(owner))
+        .route("/remember", post(remember))
+        .route("/remembered", get(remembered))
         .route("/devices", get(devices))
         .route("/revoke-others", post(revoke_others))
         .layer(AuthManagerLayer::new(backend).with_login_url("/login"))

@@ -1,6 +1,7 @@
-//! The full app: sign-in with "remember me", a page for signed-in users, "your sessions"
-//! with per-session and "all others" sign-out, a password change that ends every other
-//! session, sign-out, flash messages and CSRF protection, on the built-in `MemoryStore`.
+//! The full app: sign-in with "remember me", pages for signed-in users behind
+//! session-layer-auth's guards, "your sessions" with per-session and "all others" sign-out,
+//! a password change that ends every other session, sign-out, flash messages, CSRF
+//! protection and a rate limit on sign-in, on the built-in `MemoryStore`.
 //!
 //! ```text
 //! cargo run --example login                        # then open http://127.0.0.1:3000
@@ -8,11 +9,10 @@
 //! cargo run --example login -- --help
 //! ```
 
-mod app;
-
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
+
+use session_layer_example_login as app;
 
 use app::config::{Command, Config, USAGE};
 use app::users::{Users, DEMO_USERS};
@@ -52,7 +52,7 @@ async fn run(config: Config) -> Result<(), String> {
     // them itself, as Redis does).
     let cleanup =
         session_layer::store::spawn_cleanup(store.clone(), Duration::from_secs(300), 1_000);
-    let users = Arc::new(Users::demo());
+    let users = Users::demo();
     let router = app::router(&config, store, users)?;
     let listener = tokio::net::TcpListener::bind(&config.addr)
         .await
@@ -73,12 +73,11 @@ async fn run(config: Config) -> Result<(), String> {
         );
     }
 
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string());
+    let served = app::serve(listener, router, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string());
     cleanup.shutdown().await;
     served
 }

@@ -59,6 +59,28 @@ fn session_cookie(res: &reqwest::Response) -> Option<String> {
     })
 }
 
+/// Signs alice in and out with `client` (which keeps no cookies) and returns the ID of the
+/// session that carries the "Signed out" flash to the next page.
+async fn signed_out_flash_session(client: &reqwest::Client, base: &str) -> String {
+    let res = client
+        .post(format!("{base}/login"))
+        .form(&[("username", "alice"), ("password", "alice-password")])
+        .send()
+        .await
+        .unwrap();
+    let signed_in = session_cookie(&res).expect("signed in");
+    let res = client
+        .post(format!("{base}/logout"))
+        .header("cookie", format!("session={signed_in}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()[LOCATION], "/");
+    session_cookie(&res)
+        .filter(|v| !v.is_empty())
+        .expect("a session for the flash")
+}
+
 #[tokio::test]
 async fn a_wrong_name_and_a_wrong_password_get_the_same_answer() {
     let app = serve(Config::default()).await;
@@ -91,14 +113,9 @@ async fn a_wrong_name_and_a_wrong_password_get_the_same_answer() {
 async fn signing_in_gives_a_new_session_id_and_kills_the_old_one() {
     let app = serve(Config::default()).await;
     let client = raw();
-    // Signing out while anonymous leaves a session holding only the "Signed out" flash: a
-    // pre-sign-in ID, as an attacker could plant one.
-    let res = client
-        .post(format!("{}/logout", app.base))
-        .send()
-        .await
-        .unwrap();
-    let before = session_cookie(&res).expect("a session for the flash");
+    // Signing out leaves a session holding only the "Signed out" flash: a pre-sign-in ID, as
+    // an attacker could plant one.
+    let before = signed_out_flash_session(&client, &app.base).await;
     let res = client
         .post(format!("{}/login", app.base))
         .header("cookie", format!("session={before}"))
@@ -137,13 +154,7 @@ async fn signing_in_gives_a_new_session_id_and_kills_the_old_one() {
 async fn the_signed_out_flash_is_shown_once_and_then_the_cookie_goes() {
     let app = serve(Config::default()).await;
     let client = raw();
-    let res = client
-        .post(format!("{}/logout", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.headers()[LOCATION], "/");
-    let flash_session = session_cookie(&res).unwrap();
+    let flash_session = signed_out_flash_session(&client, &app.base).await;
     let res = client
         .get(format!("{}/", app.base))
         .header("cookie", format!("session={flash_session}"))
@@ -468,6 +479,7 @@ fn settings_come_from_flags_and_the_environment_and_flags_win() {
             store: "memory".into(),
             idle_timeout: Some(Duration::from_secs(3)),
             behind_tls: true,
+            sign_in_per_minute: 20,
         }
     );
     assert_eq!(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// What `--help` prints.
-pub(crate) const USAGE: &str = "\
+pub const USAGE: &str = "\
 login example: a sign-in flow on session-layer
 
 USAGE: cargo run --example login -- [OPTIONS]
@@ -14,6 +14,8 @@ OPTIONS (each also read from the environment variable in brackets; a flag wins):
                               memory, sqlite://PATH, postgres://..., redis://...
   --idle-timeout-secs N     end browser-session sessions after N idle seconds
                               [IDLE_TIMEOUT_SECS] (default: the layer's, 1 hour)
+  --sign-in-limit N         sign-in and sign-out attempts per minute and client address
+                              [SIGN_IN_LIMIT] (default 20; 0 turns the limit off)
   --behind-tls              the app is served over https (a TLS proxy in front):
                               keep Secure and the __Host- cookie name [BEHIND_TLS=1]
   -h, --help                print this
@@ -21,15 +23,18 @@ OPTIONS (each also read from the environment variable in brackets; a flag wins):
 
 /// How the app runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Config {
+pub struct Config {
     /// Where to listen.
-    pub(crate) addr: String,
+    pub addr: String,
     /// Which session store; see [`open_store`](super::open_store).
-    pub(crate) store: String,
+    pub store: String,
     /// The idle timeout of sessions without "remember me"; `None` keeps the layer's default.
-    pub(crate) idle_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
     /// Served over https, so cookies keep `Secure` and the `__Host-` name.
-    pub(crate) behind_tls: bool,
+    pub behind_tls: bool,
+    /// Sign-in and sign-out attempts allowed per minute and client address (a burst of that
+    /// many, then one every `60 / N` seconds); 0 turns the limit off.
+    pub sign_in_per_minute: u32,
 }
 
 impl Default for Config {
@@ -39,21 +44,24 @@ impl Default for Config {
             store: "memory".to_owned(),
             idle_timeout: None,
             behind_tls: false,
+            sign_in_per_minute: 20,
         }
     }
 }
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Command {
+pub enum Command {
+    /// Run the app with these settings.
     Run(Config),
+    /// Print the usage and stop.
     Help,
 }
 
 impl Config {
     /// Reads the settings from `env` (a lookup such as `std::env::var`) and `args` (without
     /// the program name).
-    pub(crate) fn parse(
+    pub fn parse(
         env: impl Fn(&str) -> Option<String>,
         args: impl IntoIterator<Item = String>,
     ) -> Result<Command, String> {
@@ -66,6 +74,9 @@ impl Config {
         }
         if let Some(secs) = env("IDLE_TIMEOUT_SECS") {
             config.idle_timeout = Some(seconds("IDLE_TIMEOUT_SECS", &secs)?);
+        }
+        if let Some(limit) = env("SIGN_IN_LIMIT") {
+            config.sign_in_per_minute = count("SIGN_IN_LIMIT", &limit)?;
         }
         if let Some(flag) = env("BEHIND_TLS") {
             config.behind_tls = truthy("BEHIND_TLS", &flag)?;
@@ -90,6 +101,9 @@ impl Config {
                 "--idle-timeout-secs" => {
                     config.idle_timeout = Some(seconds("--idle-timeout-secs", &value()?)?);
                 }
+                "--sign-in-limit" => {
+                    config.sign_in_per_minute = count("--sign-in-limit", &value()?)?;
+                }
                 "--behind-tls" if inline.is_none() => config.behind_tls = true,
                 "-h" | "--help" => return Ok(Command::Help),
                 _ => return Err(format!("unknown argument {arg:?}\n\n{USAGE}")),
@@ -106,6 +120,12 @@ fn seconds(name: &str, text: &str) -> Result<Duration, String> {
             "{name} must be a whole number of seconds, at least 1 (got {text:?})"
         )),
     }
+}
+
+fn count(name: &str, text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{name} must be a whole number, 0 for no limit (got {text:?})"))
 }
 
 fn truthy(name: &str, text: &str) -> Result<bool, String> {

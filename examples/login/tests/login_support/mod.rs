@@ -1,8 +1,7 @@
 //! Runs the login example's app in-process on a loopback port, and records what reached it.
 #![allow(dead_code)]
 
-#[path = "../../examples/login/app/mod.rs"]
-pub(crate) mod app;
+pub(crate) use session_layer_example_login as app;
 
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +28,7 @@ pub(crate) struct Served {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub(crate) base: String,
     pub(crate) port: u16,
-    pub(crate) users: Arc<Users>,
+    pub(crate) users: Users,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -44,14 +43,27 @@ impl Served {
 /// port and a fresh `MemoryStore`).
 pub(crate) async fn serve(config: Config) -> Served {
     let store = app::open_store("memory").await.unwrap();
-    let users = Arc::new(Users::demo());
+    serve_with(config, store, Users::demo()).await
+}
+
+/// Serves the app as `config` describes, on `store` and `users` (the address and store of
+/// `config` are ignored).
+pub(crate) async fn serve_with(
+    config: Config,
+    store: Arc<dyn session_layer::SessionStore>,
+    users: Users,
+) -> Served {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let router = app::router(&config, store, users.clone())
         .unwrap()
         .layer(middleware::from_fn_with_state(seen.clone(), record));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    tokio::spawn(async move {
+        app::serve(listener, router, std::future::pending())
+            .await
+            .unwrap();
+    });
     Served {
         base: format!("http://127.0.0.1:{port}"),
         port,

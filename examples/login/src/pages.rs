@@ -262,6 +262,19 @@ pub(crate) fn password_form(error: Option<&str>) -> String {
     out
 }
 
+pub(crate) fn slow_down(wait_secs: u64) -> String {
+    format!(
+        r#"<p id="slow-down">Too many sign-in attempts from your address. Try again in {wait_secs} s.</p>
+<p><a href="/">Back to the home page</a></p>"#
+    )
+}
+
+pub(crate) fn busy() -> String {
+    r#"<p id="busy">Too many sign-ins are being checked right now. Nothing changed; try again in a moment.</p>
+<p><a href="/login">Back to sign-in</a></p>"#
+        .to_owned()
+}
+
 pub(crate) fn refused() -> String {
     r#"<p id="refused">This form was sent from another site, so it was refused. Nothing changed.</p>
 <p><a href="/">Back to the home page</a></p>"#
