@@ -35,6 +35,71 @@
 //! 4. Responses that read or wrote the session get `Vary: Cookie` and `Cache-Control:
 //!    private`.
 //!
+//! # Typed sessions
+//!
+//! Keep what belongs together in one struct under one key, and give handlers an extractor
+//! that reads it, so no handler spells the key or the type again:
+//!
+//! ```
+//! use axum::extract::FromRequestParts;
+//! use axum::http::request::Parts;
+//! use axum::{routing::post, Router};
+//! use serde::{Deserialize, Serialize};
+//! use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! struct Cart {
+//!     items: Vec<String>,
+//! }
+//!
+//! /// The cart of the request's session, and the session to save it in.
+//! struct CartSession {
+//!     session: Session,
+//!     cart: Cart,
+//! }
+//!
+//! impl CartSession {
+//!     const KEY: &'static str = "cart";
+//!
+//!     async fn save(&self) -> Result<(), SessionError> {
+//!         self.session.insert(Self::KEY, &self.cart).await
+//!     }
+//! }
+//!
+//! impl<S: Send + Sync> FromRequestParts<S> for CartSession {
+//!     type Rejection = axum::response::Response;
+//!
+//!     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+//!         use axum::response::IntoResponse;
+//!         let session = Session::from_request_parts(parts, state)
+//!             .await
+//!             .map_err(IntoResponse::into_response)?;
+//!         let cart = session
+//!             .get(Self::KEY)
+//!             .await
+//!             .map_err(IntoResponse::into_response)?
+//!             .unwrap_or_default();
+//!         Ok(Self { session, cart })
+//!     }
+//! }
+//!
+//! async fn add(mut cart: CartSession) -> Result<String, SessionError> {
+//!     cart.cart.items.push("apple".to_owned());
+//!     cart.save().await?;
+//!     Ok(format!("{} items", cart.cart.items.len()))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/cart/add", post(add))
+//!     .layer(SessionLayer::new(MemoryStore::default()));
+//! # session_layer::doctest(|session| async move {
+//! # let cart = CartSession { session: session.clone(), cart: Cart { items: vec!["pear".into()] } };
+//! # cart.save().await?;
+//! # let read: Cart = session.get(CartSession::KEY).await?.unwrap();
+//! # assert_eq!(read.items, ["pear"]);
+//! # Ok(()) });
+//! ```
+//!
 //! # Flash messages
 //!
 //! [`flash::set_flash`] keeps a note ("Signed out", "Password changed") in the session for
@@ -100,7 +165,7 @@
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run());
 //! ```
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "client-side")]
 pub mod client_side;

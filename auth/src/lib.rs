@@ -119,7 +119,7 @@
 //! `403` rather than a redirect to the login page. `MIGRATING.md` in the repository has the
 //! full list, and a recipe for moving signed-in users over while both layers run.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod error;

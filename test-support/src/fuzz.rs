@@ -26,7 +26,7 @@ pub const INPUTS: usize = 20_000;
 /// When the target has no seeds (or they cannot be read), and whenever `decode` panics.
 pub fn smoke(target: &str, seed: u64, decode: impl Fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
+        .join("../fuzz/seeds")
         .join(target);
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))

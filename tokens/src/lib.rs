@@ -76,7 +76,7 @@
 //! [`TokenIssuerBuilder::with_next_key`] and [`TokenIssuerBuilder::with_retired_key`]
 //! after a restart. Private keys and tokens never appear in `Debug`, errors or logs.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The README's example compiles.
 #[cfg(doctest)]

@@ -68,7 +68,7 @@
 //! | --- | --- | --- |
 //! | `axum` | on | the [`Verified`] extractor and `IntoResponse` for [`VerifyError`] |
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The README's example compiles.
 #[cfg(doctest)]
