@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::{check_name, ConfigError};
 use crate::error::from_sqlx;
-use crate::sql::Statements;
+use crate::sql::{Prepared, Statements};
 use crate::store::{Inner, PostgresStore};
 
 /// The schema when none is set.
@@ -193,6 +193,7 @@ impl PostgresStoreBuilder {
         PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                sql: Prepared::new(&statements),
                 statements,
                 schema: self.schema,
                 table: self.table,

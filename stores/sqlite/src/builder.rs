@@ -9,7 +9,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::config::{check_table_name, ConfigError};
 use crate::error::from_sqlx;
-use crate::sql::Statements;
+use crate::sql::{Prepared, Statements};
 use crate::store::{Inner, SqliteStore};
 
 /// The table when none is set.
@@ -168,9 +168,11 @@ impl SqliteStoreBuilder {
             .connect_with(base.pragma("query_only", "ON"))
             .await
             .map_err(|e| from_sqlx("opening the SQLite database", e))?;
+        let statements = Statements::new(&self.table);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
-                statements: Statements::new(&self.table),
+                sql: Prepared::new(&statements),
+                statements,
                 table: self.table,
                 path: path.to_owned(),
                 writer,

@@ -15,13 +15,13 @@ use session_layer::store::{
 use session_layer::{SessionStore, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
-use sqlx::{Connection, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, Row, SqlStr, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::builder::SqliteStoreBuilder;
 use crate::error::{corrupt, from_sqlx, no_connection, timeout};
-use crate::sql::{Statements, DATA_FORMAT};
+use crate::sql::{Prepared, Statements, DATA_FORMAT};
 use crate::time_text::{from_text, to_text};
 use session_layer::store::{spawn_cleanup, CleanupHandle};
 
@@ -36,6 +36,7 @@ pub struct SqliteStore {
 
 pub(crate) struct Inner {
     pub(crate) statements: Statements,
+    pub(crate) sql: Prepared,
     pub(crate) table: String,
     pub(crate) path: PathBuf,
     /// One connection: every write queues here rather than on SQLite's lock.
@@ -57,7 +58,7 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
 impl SqliteStore {
     /// A store with the default settings (table `sessions`, WAL mode, 4 readers, 2 s busy
@@ -325,13 +326,13 @@ impl SqliteStore {
         let mut conn = conn(&self.inner.writer, deadline, what).await?;
         let now_text = to_text(now)?;
         let sql = if new.is_some() {
-            &self.inner.statements.rotate
+            &self.inner.sql.rotate
         } else {
-            &self.inner.statements.update
+            &self.inner.sql.update
         };
         let work = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let row = sqlx::query(&self.inner.statements.load)
+            let row = sqlx::query(self.inner.sql.load.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(&now_text)
                 .fetch_optional(&mut *tx)
@@ -371,7 +372,7 @@ impl SqliteStore {
         let deadline = self.deadline();
         let row = {
             let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.load)
+            let query = sqlx::query(self.inner.sql.load.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(&now_text);
             timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?
@@ -385,7 +386,7 @@ impl SqliteStore {
         // A touch is due at most once a step: the write is the exception.
         let (seen, idle_deadline) = (to_text(due.seen)?, to_text(due.idle_deadline)?);
         let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.touch)
+        let query = sqlx::query(self.inner.sql.touch.clone())
             .bind(&key.as_bytes()[..])
             .bind(&seen)
             .bind(&idle_deadline);
@@ -413,14 +414,14 @@ impl From<sqlx::Error> for Failure {
 
 async fn run_write(
     conn: &mut SqliteConnection,
-    sql: &str,
+    sql: &SqlStr,
     key: &StorageKey,
     new: Option<&StorageKey>,
     now: &str,
     bound: &Bound,
     what: &str,
 ) -> Result<Written, Failure> {
-    let mut query = bound.bind(sqlx::query(sql).bind(&key.as_bytes()[..]).bind(now));
+    let mut query = bound.bind(sqlx::query(sql.clone()).bind(&key.as_bytes()[..]).bind(now));
     if let Some(new) = new {
         query = query.bind(&new.as_bytes()[..]);
     }
@@ -450,7 +451,7 @@ impl SessionStore for SqliteStore {
             ];
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.create)
+            let query = sqlx::query(self.inner.sql.create.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(meta.user.as_deref())
                 .bind(&times[0])
@@ -522,7 +523,7 @@ impl SessionStore for SqliteStore {
             const WHAT: &str = "deleting a session";
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+            let query = sqlx::query(self.inner.sql.delete.clone()).bind(&key.as_bytes()[..]);
             timed(deadline, WHAT, query.execute(&mut *conn)).await?;
             Ok(())
         })
@@ -539,7 +540,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_owned)
+            let query = sqlx::query_scalar::<_, bool>(self.inner.sql.delete_owned.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(user)
                 .bind(&now);
@@ -558,7 +559,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.list_by_user)
+            let query = sqlx::query(self.inner.sql.list_by_user.clone())
                 .bind(user)
                 .bind(&now);
             let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
@@ -584,7 +585,7 @@ impl SessionStore for SqliteStore {
             // Every write, rotations included, runs on the one writer connection: a rotation
             // is wholly before or wholly after this statement.
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_by_user)
+            let query = sqlx::query_scalar::<_, bool>(self.inner.sql.delete_by_user.clone())
                 .bind(user)
                 .bind(except.map(|k| &k.as_bytes()[..]))
                 .bind(&now);
@@ -599,7 +600,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete_expired)
+            let query = sqlx::query(self.inner.sql.delete_expired.clone())
                 .bind(&now)
                 .bind(i64::try_from(batch).unwrap_or(i64::MAX));
             let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;

@@ -120,9 +120,11 @@ async fn drop_stale_schemas(store: &PostgresStore) {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if valid && born.saturating_add(15 * 60) < now {
-            let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                .execute(store.pool())
-                .await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+            )))
+            .execute(store.pool())
+            .await;
         }
     }
 }
