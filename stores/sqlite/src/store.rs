@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     pub(crate) readers: SqlitePool,
     pub(crate) query_timeout: Duration,
     pub(crate) cleanup_batch: usize,
+    pub(crate) startup_timeout: Duration,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -82,6 +83,26 @@ impl SqliteStore {
         Self::builder().open(path).await
     }
 
+    /// A store with the default settings (table `sessions`) over a pool the application
+    /// already has; see [`SqliteStoreBuilder::from_pool`] for what it shares and what to set
+    /// on the pool. Call [`migrate`](Self::migrate) before serving.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    /// use session_layer_sqlite::{sqlx::SqlitePool, SqliteStore};
+    ///
+    /// let pool = SqlitePool::connect(&url).await?;
+    /// let store = SqliteStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self::builder().from_pool(pool)
+    }
+
     /// A builder, to choose the table, the connections and the timeouts.
     pub fn builder() -> SqliteStoreBuilder {
         SqliteStoreBuilder::default()
@@ -89,19 +110,27 @@ impl SqliteStore {
 
     /// Creates the table and its indexes, or upgrades them, by applying the versioned steps
     /// that `<table>_migrations` does not list yet, each in its own `BEGIN IMMEDIATE`
-    /// transaction. Safe to call on every start, from several processes at once.
+    /// transaction. Safe to call on every start, from several processes at once: while
+    /// another one holds the file locked past the busy timeout, it retries until the
+    /// [start-up timeout](SqliteStoreBuilder::with_startup_timeout).
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] if the file cannot be written or stays locked past the busy timeout.
+    /// A [`StoreError`] if the file cannot be written or stays locked past the start-up
+    /// timeout.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self
-            .inner
-            .writer
-            .acquire()
-            .await
-            .map_err(|e| from_sqlx("migrating the sessions table", e))?;
-        crate::migrate::run(&mut conn, &self.inner.table).await
+        const WHAT: &str = "migrating the sessions table";
+        let deadline = Instant::now() + self.inner.startup_timeout;
+        crate::startup::retry_while_busy(deadline, WHAT, || async {
+            let mut conn = self
+                .inner
+                .writer
+                .acquire()
+                .await
+                .map_err(|e| from_sqlx(WHAT, e))?;
+            crate::migrate::run(&mut conn, &self.inner.table).await
+        })
+        .await
     }
 
     /// Starts a task that deletes expired sessions every `every`, in batches of the
