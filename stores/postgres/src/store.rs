@@ -71,6 +71,23 @@ impl PostgresStore {
         Self::builder().connect(url).await
     }
 
+    /// A store with the default settings (table `public.sessions`, 5 s query timeout) over
+    /// a pool the application already has; see [`PostgresStoreBuilder::from_pool`] for
+    /// what to set on the pool. Call [`migrate`](Self::migrate) before serving.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_layer_postgres::{sqlx::PgPool, PostgresStore};
+    ///
+    /// let pool = PgPool::connect("postgres://app@localhost/app").await?;
+    /// let store = PostgresStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self::builder().from_pool(pool)
+    }
+
     /// A builder, to choose the schema, the table, the pool and the timeouts.
     pub fn builder() -> PostgresStoreBuilder {
         PostgresStoreBuilder::default()
