@@ -99,6 +99,7 @@
 //! on for this crate too.
 
 mod builder;
+mod columns;
 mod config;
 mod error;
 mod migrate;

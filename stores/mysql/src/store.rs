@@ -5,22 +5,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use session_layer::id::StorageKey;
-use session_layer::record::{Change, Metadata, Record};
+use session_layer::record::{Change, Record};
 use session_layer::store::{
     spawn_cleanup, Applied, CleanupHandle, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules,
 };
-use session_layer::{SessionStore, StoreError, StoreErrorKind};
-use sqlx::mysql::{MySqlArguments, MySqlPool, MySqlQueryResult, MySqlRow};
+use session_layer::{SessionStore, StoreError};
+use sqlx::mysql::{MySqlArguments, MySqlPool, MySqlQueryResult};
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor as _, MySql, Row};
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::builder::MySqlStoreBuilder;
-use crate::error::{corrupt, from_sqlx, is_deadlock, is_duplicate_key, no_connection, timeout};
-use crate::sql::{Prepared, Statements, DATA_FORMAT, MAX_USER_BYTES};
+use crate::columns::{decode_key, decode_meta, decode_record, encode_data, user_bytes, utc};
+use crate::error::{from_sqlx, is_deadlock, is_duplicate_key, no_connection, timeout};
+use crate::sql::{Prepared, Statements};
 
 /// A [`SessionStore`] in a MySQL or MariaDB table. Cloning it gives another handle to the
 /// same pool.
@@ -169,90 +169,6 @@ async fn timed<T>(
         Ok(result) => result.map_err(|e| from_sqlx(what, e)),
         Err(_) => Err(timeout(what)),
     }
-}
-
-/// A time as the `DATETIME(3)` columns hold it: UTC, without an offset.
-fn utc(t: OffsetDateTime) -> PrimitiveDateTime {
-    let t = t.to_offset(UtcOffset::UTC);
-    PrimitiveDateTime::new(t.date(), t.time())
-}
-
-fn decode_key(bytes: &[u8]) -> Result<StorageKey, StoreError> {
-    <[u8; 32]>::try_from(bytes)
-        .map(StorageKey::from_bytes)
-        .map_err(|_| {
-            corrupt("a stored session key is not 32 bytes; was the table changed by hand?")
-        })
-}
-
-/// The owner as the `user_id` column takes it, refused when longer than the column: a
-/// server outside strict mode would cut it short, and two users would share one prefix.
-fn user_bytes(user: Option<&str>) -> Result<Option<&[u8]>, StoreError> {
-    match user {
-        Some(user) if user.len() > MAX_USER_BYTES => Err(StoreError::new(
-            StoreErrorKind::Other,
-            format!(
-                "a user ID of {} bytes is longer than the {MAX_USER_BYTES} bytes the MySQL \
-                 store keeps; use shorter IDs (a number or a UUID)",
-                user.len()
-            ),
-        )),
-        other => Ok(other.map(str::as_bytes)),
-    }
-}
-
-fn encode_data(data: &Map<String, Value>) -> Result<String, StoreError> {
-    serde_json::to_string(data).map_err(|e| {
-        StoreError::with_source(
-            StoreErrorKind::Other,
-            "the session's data could not be written as JSON",
-            e,
-        )
-    })
-}
-
-fn decode_data(text: &str) -> Result<Map<String, Value>, StoreError> {
-    serde_json::from_str(text).map_err(|e| {
-        StoreError::with_source(
-            StoreErrorKind::Corrupt,
-            "a stored session's data is not a JSON object; was the table changed by hand?",
-            e,
-        )
-    })
-}
-
-/// Reads the metadata columns, in the order the statements return them.
-fn decode_meta(row: &MySqlRow, what: &str) -> Result<Metadata, StoreError> {
-    let sql = |e| from_sqlx(what, e);
-    let user: Option<Vec<u8>> = row.try_get("user_id").map_err(sql)?;
-    let user = user
-        .map(String::from_utf8)
-        .transpose()
-        .map_err(|_| corrupt("a stored user ID is not UTF-8; was the table changed by hand?"))?;
-    Ok(Metadata {
-        created: row.try_get("created").map_err(sql)?,
-        last_seen: row.try_get("last_seen").map_err(sql)?,
-        idle_deadline: row.try_get("idle_deadline").map_err(sql)?,
-        absolute_deadline: row.try_get("absolute_deadline").map_err(sql)?,
-        persistent: row.try_get("persistent").map_err(sql)?,
-        user,
-    })
-}
-
-/// Decodes a row of [`Statements::load`] or [`Statements::lock`].
-fn decode_record(row: &MySqlRow, what: &str) -> Result<Record, StoreError> {
-    let format: i16 = row.try_get("format").map_err(|e| from_sqlx(what, e))?;
-    if format != DATA_FORMAT {
-        return Err(corrupt(format!(
-            "a stored session has data format {format}, which this version does not read \
-             (it reads {DATA_FORMAT}); upgrade session-layer-mysql"
-        )));
-    }
-    let data: String = row.try_get("data").map_err(|e| from_sqlx(what, e))?;
-    Ok(Record::from_parts(
-        decode_data(&data)?,
-        decode_meta(row, what)?,
-    ))
 }
 
 /// What a read-modify-write in one transaction decided.
