@@ -46,8 +46,9 @@
 //! ignore trailing spaces (and, with most collations, case), and one user could then list or
 //! sign out another's sessions. User IDs longer than 1,020 bytes are refused with an error.
 //! Times must lie within the years 1000 to 9999 (`DATETIME`). The applied migration steps
-//! are listed in `<table>_migrations`. Tested with MariaDB 10.11; MySQL 8.0.16 or later
-//! (for `CHECK` constraints) runs the same SQL.
+//! are listed in `<table>_migrations`. Tested with MariaDB 10.11. The SQL is written for
+//! MySQL 8.0.16 or later too (for `CHECK` constraints), which these tests have not run
+//! against.
 //!
 //! # The rules it keeps
 //!

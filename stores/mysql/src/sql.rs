@@ -63,6 +63,10 @@ pub(crate) fn quoted(table: &str) -> String {
 const META_COLUMNS: &str =
     "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id";
 
+/// The data as UTF-8 text: MariaDB's `JSON` is text already, MySQL's a binary format that
+/// the server turns back into text here.
+const DATA_AS_TEXT: &str = "CAST(data AS CHAR) AS data";
+
 impl Statements {
     pub(crate) fn new(table: &str) -> Self {
         let t = quoted(table);
@@ -73,14 +77,16 @@ impl Statements {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
             ),
             load: format!(
-                "SELECT {META_COLUMNS}, data, format FROM {t} WHERE `key` = ? AND expires > ?"
+                "SELECT {META_COLUMNS}, {DATA_AS_TEXT}, format FROM {t} \
+                 WHERE `key` = ? AND expires > ?"
             ),
             touch: format!(
                 "UPDATE {t} SET last_seen = ?, idle_deadline = LEAST(?, absolute_deadline) \
                  WHERE `key` = ? AND expires > ?"
             ),
             lock: format!(
-                "SELECT {META_COLUMNS}, data, format FROM {t} WHERE `key` = ? FOR UPDATE"
+                "SELECT {META_COLUMNS}, {DATA_AS_TEXT}, format FROM {t} WHERE `key` = ? \
+                 FOR UPDATE"
             ),
             write: format!(
                 "UPDATE {t} SET `key` = ?, data = ?, last_seen = ?, idle_deadline = ?, \
