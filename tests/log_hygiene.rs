@@ -244,8 +244,10 @@ async fn postgres_sessions_log_no_cookie_value() {
     let layer = SessionLayer::new(store);
     let mut client = Client::new(common::routes(common::Gates::default()).layer(layer), logs);
     client.common_flows().await;
-    let _ = session_layer_postgres::sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await;
+    let _ = session_layer_postgres::sqlx::raw_sql(session_layer_postgres::sqlx::AssertSqlSafe(
+        format!("DROP SCHEMA \"{schema}\" CASCADE"),
+    ))
+    .execute(&pool)
+    .await;
     finish(logs, "PostgreSQL", client.sent);
 }

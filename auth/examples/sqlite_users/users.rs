@@ -140,7 +140,7 @@ impl Backend {
             .connect(url)
             .await?;
         for statement in SCHEMA {
-            sqlx::query(statement).execute(&db).await?;
+            sqlx::query(*statement).execute(&db).await?;
         }
         Ok(Self {
             db,

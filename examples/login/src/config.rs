@@ -11,7 +11,8 @@ USAGE: cargo run --example login -- [OPTIONS]
 OPTIONS (each also read from the environment variable in brackets; a flag wins):
   --addr HOST:PORT          where to listen [ADDR] (default 127.0.0.1:3000)
   --store URL               the session store [SESSION_STORE] (default memory):
-                              memory, sqlite://PATH, postgres://..., redis://...
+                              memory, sqlite://PATH, postgres://..., mysql://...,
+                              redis://...
   --idle-timeout-secs N     end browser-session sessions after N idle seconds
                               [IDLE_TIMEOUT_SECS] (default: the layer's, 1 hour)
   --sign-in-limit N         sign-in and sign-out attempts per minute and client address

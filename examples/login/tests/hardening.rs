@@ -158,7 +158,10 @@ impl NoDeleteStore {
             format!("GRANT USAGE ON SCHEMA \"{name}\" TO \"{name}\""),
             format!("GRANT SELECT, INSERT, UPDATE ON \"{name}\".\"sessions\" TO \"{name}\""),
         ] {
-            sqlx::query(&statement).execute(admin.pool()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(admin.pool())
+                .await
+                .unwrap();
         }
         let options: PgConnectOptions = url.parse().unwrap();
         let restricted = builder()
@@ -195,7 +198,10 @@ impl Drop for NoDeleteStore {
                     format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"),
                     format!("DROP ROLE IF EXISTS \"{name}\""),
                 ] {
-                    if let Err(e) = sqlx::query(&statement).execute(&mut admin).await {
+                    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                        .execute(&mut admin)
+                        .await
+                    {
                         eprintln!("cleaning up {name}: {e}");
                     }
                 }

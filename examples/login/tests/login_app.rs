@@ -521,6 +521,8 @@ async fn store_urls_select_their_store() {
     // Unreachable servers say which store failed instead of starting without sessions.
     for (url, name) in [
         ("postgres://postgres@127.0.0.1:1/none", "PostgreSQL"),
+        ("mysql://root@127.0.0.1:1/none", "MySQL"),
+        ("mariadb://root@127.0.0.1:1/none", "MySQL"),
         ("redis://127.0.0.1:1", "Redis"),
     ] {
         let err = app::open_store(url).await.unwrap_err();

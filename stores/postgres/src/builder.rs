@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::{check_name, ConfigError};
 use crate::error::from_sqlx;
-use crate::sql::Statements;
+use crate::sql::{Prepared, Statements};
 use crate::store::{Inner, PostgresStore};
 
 /// The schema when none is set.
@@ -180,19 +180,38 @@ impl PostgresStoreBuilder {
             .connect_with(options)
             .await
             .map_err(|e| from_sqlx("connecting to PostgreSQL", e))?;
-        Ok(self.build(pool))
+        Ok(self.from_pool(pool))
     }
 
-    /// A store over a pool the application already has. The pool settings of this builder
-    /// are ignored; the names, query timeout and cleanup batch apply. Unlike
-    /// [`connect`](Self::connect), this does not set the connections' `statement_timeout`;
-    /// set it on the pool's connect options so the server, too, gives up on statements the
-    /// store no longer waits for.
-    pub fn build(self, pool: PgPool) -> PostgresStore {
+    /// A store over a pool the application already has, for example the one its own
+    /// queries use. Run [`migrate`](PostgresStore::migrate) before serving.
+    ///
+    /// The pool settings of this builder are ignored; the names, query timeout and cleanup
+    /// batch apply. Unlike [`connect`](Self::connect), this does not set the connections'
+    /// `statement_timeout`: set it on the pool's connect options (as below) so that the
+    /// server, too, gives up on statements the store no longer waits for.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_layer_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    /// use session_layer_postgres::PostgresStore;
+    ///
+    /// let options: PgConnectOptions = "postgres://app@localhost/app".parse()?;
+    /// let pool = PgPoolOptions::new()
+    ///     .max_connections(20)
+    ///     .connect_with(options.options([("statement_timeout", "5s")]))
+    ///     .await?;
+    /// let store = PostgresStore::builder().with_schema("auth")?.from_pool(pool.clone());
+    /// store.migrate().await?;
+    /// // `pool` keeps serving the application's own queries.
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(self, pool: PgPool) -> PostgresStore {
         let statements = Statements::new(&self.schema, &self.table);
         PostgresStore {
             inner: Arc::new(Inner {
                 pool,
+                sql: Prepared::new(&statements),
                 statements,
                 schema: self.schema,
                 table: self.table,

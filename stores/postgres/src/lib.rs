@@ -64,6 +64,11 @@
 //! - **Expired rows are deleted in batches** by [`PostgresStore::spawn_cleanup`], or by
 //!   calling [`delete_expired`](session_layer::SessionStore::delete_expired) yourself.
 //!
+//! # Your own pool
+//!
+//! [`PostgresStore::from_pool`] keeps the sessions in a pool the application already has
+//! (see [`PostgresStoreBuilder::from_pool`] for what to set on it).
+//!
 //! # Features
 //!
 //! This crate has no optional features. It uses `sqlx` with `runtime-tokio`, `postgres`,

@@ -5,7 +5,7 @@
 //! ([`MIGRATIONS`]). Every step runs under a transaction-scoped advisory lock named after
 //! the table, so several app instances starting at once apply each step exactly once.
 
-use sqlx::{Acquire, Executor as _, PgConnection, PgPool};
+use sqlx::{Acquire, AssertSqlSafe, Executor as _, PgConnection, PgPool};
 
 use crate::error::from_sqlx;
 use crate::sql::{qualified, MIGRATIONS};
@@ -36,7 +36,7 @@ pub(crate) async fn run(pool: &PgPool, schema: &str, table: &str) -> Result<(), 
                 .map_err(err)?;
         if !exists {
             let create = format!("CREATE SCHEMA \"{schema}\"");
-            tx.execute(create.as_str()).await.map_err(err)?;
+            tx.execute(AssertSqlSafe(create)).await.map_err(err)?;
         }
         // Checked rather than IF NOT EXISTS, which logs a notice on every start.
         let ledger_exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -51,7 +51,7 @@ pub(crate) async fn run(pool: &PgPool, schema: &str, table: &str) -> Result<(), 
                      description TEXT NOT NULL, \
                      applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             );
-            tx.execute(create.as_str()).await.map_err(err)?;
+            tx.execute(AssertSqlSafe(create)).await.map_err(err)?;
         }
         let current = current_version(&mut tx, &ledger).await.map_err(err)?;
         tx.commit().await.map_err(err)?;
@@ -84,9 +84,9 @@ pub(crate) async fn run(pool: &PgPool, schema: &str, table: &str) -> Result<(), 
         }
         // `Executor::execute` with plain text runs it unprepared, like `raw_sql`, but its
         // future is provably `Send`; `raw_sql(..).execute(..)`'s is not.
-        tx.execute(sql.as_str()).await.map_err(err)?;
+        tx.execute(AssertSqlSafe(sql)).await.map_err(err)?;
         let insert = format!("INSERT INTO {ledger} (version, description) VALUES ($1, $2)");
-        sqlx::query(&insert)
+        sqlx::query(AssertSqlSafe(insert))
             .bind(version)
             .bind(description)
             .execute(&mut *tx)
@@ -115,5 +115,5 @@ async fn lock(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
 
 async fn current_version(conn: &mut PgConnection, ledger: &str) -> Result<i64, sqlx::Error> {
     let sql = format!("SELECT COALESCE(max(version), 0) FROM {ledger}");
-    sqlx::query_scalar(&sql).fetch_one(conn).await
+    sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(conn).await
 }

@@ -1,5 +1,9 @@
 //! The SQL the store runs, built once from the checked schema and table names.
 
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
 /// The statements a [`PostgresStore`](crate::PostgresStore) runs, for a DBA to review or
 /// `EXPLAIN`. Every statement is one round trip; none is built from client input (only the
 /// schema and table names, which the builder checked, are spliced in; values are bound).
@@ -95,6 +99,44 @@ impl Statements {
             ),
         }
     }
+}
+
+/// [`Statements`] as sqlx runs them: shared strings that each query clones without copying
+/// the text. They pass sqlx's `AssertSqlSafe` because only the checked schema and table
+/// names are spliced in; every value is bound.
+pub(crate) struct Prepared {
+    pub(crate) create: SqlStr,
+    pub(crate) load: SqlStr,
+    pub(crate) touch: SqlStr,
+    pub(crate) lock: SqlStr,
+    pub(crate) write: SqlStr,
+    pub(crate) delete: SqlStr,
+    pub(crate) delete_owned: SqlStr,
+    pub(crate) list_by_user: SqlStr,
+    pub(crate) delete_by_user: SqlStr,
+    pub(crate) delete_expired: SqlStr,
+}
+
+impl Prepared {
+    pub(crate) fn new(s: &Statements) -> Self {
+        Self {
+            create: shared(&s.create),
+            load: shared(&s.load),
+            touch: shared(&s.touch),
+            lock: shared(&s.lock),
+            write: shared(&s.write),
+            delete: shared(&s.delete),
+            delete_owned: shared(&s.delete_owned),
+            list_by_user: shared(&s.list_by_user),
+            delete_by_user: shared(&s.delete_by_user),
+            delete_expired: shared(&s.delete_expired),
+        }
+    }
+}
+
+/// `sql`, built from checked names only, as a string sqlx shares between queries.
+pub(crate) fn shared(sql: &str) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
 }
 
 /// One step of the schema's history. Steps are applied in order, each in its own

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::builder::PostgresStoreBuilder;
 use crate::error::{corrupt, from_sqlx, no_connection, timeout};
-use crate::sql::{Statements, DATA_FORMAT};
+use crate::sql::{Prepared, Statements, DATA_FORMAT};
 use session_layer::store::{spawn_cleanup, CleanupHandle};
 
 /// A [`SessionStore`] in a PostgreSQL table. Cloning it gives another handle to the same
@@ -34,6 +34,7 @@ pub struct PostgresStore {
 pub(crate) struct Inner {
     pub(crate) pool: PgPool,
     pub(crate) statements: Statements,
+    pub(crate) sql: Prepared,
     pub(crate) schema: String,
     pub(crate) table: String,
     pub(crate) query_timeout: Duration,
@@ -68,6 +69,23 @@ impl PostgresStore {
     /// ```
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::builder().connect(url).await
+    }
+
+    /// A store with the default settings (table `public.sessions`, 5 s query timeout) over
+    /// a pool the application already has; see [`PostgresStoreBuilder::from_pool`] for
+    /// what to set on the pool. Call [`migrate`](Self::migrate) before serving.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use session_layer_postgres::{sqlx::PgPool, PostgresStore};
+    ///
+    /// let pool = PgPool::connect("postgres://app@localhost/app").await?;
+    /// let store = PostgresStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self::builder().from_pool(pool)
     }
 
     /// A builder, to choose the schema, the table, the pool and the timeouts.
@@ -241,7 +259,7 @@ impl PostgresStore {
         const WHAT: &str = "loading a session";
         let deadline = self.deadline();
         let mut conn = self.conn(deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.load)
+        let query = sqlx::query(self.inner.sql.load.clone())
             .bind(&key.as_bytes()[..])
             .bind(now);
         let Some(row) = timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await? else {
@@ -252,7 +270,7 @@ impl PostgresStore {
             return Ok(Some(record));
         };
         // A touch is due at most once a step: the second statement is the exception.
-        let query = sqlx::query(&self.inner.statements.touch)
+        let query = sqlx::query(self.inner.sql.touch.clone())
             .bind(&key.as_bytes()[..])
             .bind(due.seen)
             .bind(due.idle_deadline);
@@ -277,13 +295,13 @@ impl PostgresStore {
         let deadline = self.deadline();
         let mut conn = self.conn(deadline, what).await?;
         let mut tx = timed(deadline, what, sqlx::Connection::begin(&mut *conn)).await?;
-        let query = sqlx::query(&self.inner.statements.lock).bind(&key.as_bytes()[..]);
+        let query = sqlx::query(self.inner.sql.lock.clone()).bind(&key.as_bytes()[..]);
         let row = timed(deadline, what, query.fetch_optional(&mut *tx)).await?;
         let record = row.map(|row| decode_record(&row, what)).transpose()?;
         let (step, answer) = decide(record);
         if let Step::Write(record, to) = step {
             let meta = &record.meta;
-            let query = sqlx::query(&self.inner.statements.write)
+            let query = sqlx::query(self.inner.sql.write.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(Json(record.data()))
                 .bind(meta.last_seen)
@@ -316,7 +334,7 @@ impl SessionStore for PostgresStore {
             let deadline = self.deadline();
             let mut conn = self.conn(deadline, WHAT).await?;
             let meta = &record.meta;
-            let query = sqlx::query(&self.inner.statements.create)
+            let query = sqlx::query(self.inner.sql.create.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(meta.user.as_deref())
                 .bind(meta.created)
@@ -392,7 +410,7 @@ impl SessionStore for PostgresStore {
             const WHAT: &str = "deleting a session";
             let deadline = self.deadline();
             let mut conn = self.conn(deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+            let query = sqlx::query(self.inner.sql.delete.clone()).bind(&key.as_bytes()[..]);
             timed(deadline, WHAT, query.execute(&mut *conn)).await?;
             Ok(())
         })
@@ -408,7 +426,7 @@ impl SessionStore for PostgresStore {
             const WHAT: &str = "deleting a session of a user";
             let deadline = self.deadline();
             let mut conn = self.conn(deadline, WHAT).await?;
-            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_owned)
+            let query = sqlx::query_scalar::<_, bool>(self.inner.sql.delete_owned.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(user)
                 .bind(now);
@@ -426,7 +444,7 @@ impl SessionStore for PostgresStore {
             const WHAT: &str = "listing a user's sessions";
             let deadline = self.deadline();
             let mut conn = self.conn(deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.list_by_user)
+            let query = sqlx::query(self.inner.sql.list_by_user.clone())
                 .bind(user)
                 .bind(now);
             let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
@@ -452,7 +470,7 @@ impl SessionStore for PostgresStore {
             let mut conn = self.conn(deadline, WHAT).await?;
             // A rotation holds its row locked until it commits; the DELETE waits for it and
             // then finds the row under its new key, still the user's: it cannot escape.
-            let query = sqlx::query_scalar::<_, i64>(&self.inner.statements.delete_by_user)
+            let query = sqlx::query_scalar::<_, i64>(self.inner.sql.delete_by_user.clone())
                 .bind(user)
                 .bind(except.map(|k| &k.as_bytes()[..]))
                 .bind(now);
@@ -466,7 +484,7 @@ impl SessionStore for PostgresStore {
             const WHAT: &str = "deleting expired sessions";
             let deadline = self.deadline();
             let mut conn = self.conn(deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete_expired)
+            let query = sqlx::query(self.inner.sql.delete_expired.clone())
                 .bind(now)
                 .bind(i64::try_from(batch).unwrap_or(i64::MAX));
             let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;

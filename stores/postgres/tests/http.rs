@@ -32,10 +32,10 @@ impl OwnTable {
 #[async_trait]
 impl Rows for OwnTable {
     async fn holds(&self, key: &StorageKey) -> bool {
-        sqlx::query_scalar(&format!(
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM {} WHERE key = $1)",
             self.table
-        ))
+        )))
         .bind(&key.as_bytes()[..])
         .fetch_one(self.store.pool())
         .await
@@ -43,10 +43,13 @@ impl Rows for OwnTable {
     }
 
     async fn all_as_text(&self) -> Vec<String> {
-        sqlx::query_scalar(&format!("SELECT t::text FROM {} t", self.table))
-            .fetch_all(self.store.pool())
-            .await
-            .expect("the rows as text")
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM {} t",
+            self.table
+        )))
+        .fetch_all(self.store.pool())
+        .await
+        .expect("the rows as text")
     }
 }
 

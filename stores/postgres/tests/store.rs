@@ -57,11 +57,13 @@ fn live_record(now: OffsetDateTime) -> Record {
 
 async fn count_present(store: &PostgresStore, table: &str, keys: &[StorageKey]) -> i64 {
     let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE key = ANY($1)"))
-        .bind(keys)
-        .fetch_one(store.pool())
-        .await
-        .expect("count")
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {table} WHERE key = ANY($1)"
+    )))
+    .bind(keys)
+    .fetch_one(store.pool())
+    .await
+    .expect("count")
 }
 
 #[tokio::test]
@@ -75,11 +77,12 @@ async fn migrations_build_a_readable_table_once_even_when_instances_race() {
         result.expect("a repeated migrate succeeds");
     }
     let ledger = format!("\"{}\".\"{name}_migrations\"", common::run_schema());
-    let versions: Vec<i64> =
-        sqlx::query_scalar(&format!("SELECT version FROM {ledger} ORDER BY version"))
-            .fetch_all(store.pool())
-            .await
-            .expect("the ledger");
+    let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {ledger} ORDER BY version"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .expect("the ledger");
     assert_eq!(versions, vec![1]);
 
     let columns: Vec<(String, String)> = sqlx::query_as(
@@ -156,9 +159,9 @@ async fn the_table_shows_readable_columns_and_the_earliest_deadline() {
     record.data_mut().insert("cart".into(), json!(["apple"]));
     assert!(store.create(&k, &record).await.expect("create"));
     let (user, expires, data, format): (String, OffsetDateTime, serde_json::Value, i16) =
-        sqlx::query_as(&format!(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT user_id, expires, data, format FROM {table} WHERE key = $1"
-        ))
+        )))
         .bind(&k.as_bytes()[..])
         .fetch_one(store.pool())
         .await
@@ -183,11 +186,13 @@ async fn a_statement_slower_than_the_query_timeout_fails_promptly_as_a_timeout()
     // Another client holds the row (until it is released below, well after the timeout).
     let mut other = connection().await;
     let mut tx = other.begin().await.expect("begin");
-    sqlx::query(&format!("SELECT 1 FROM {table} WHERE key = $1 FOR UPDATE"))
-        .bind(&k.as_bytes()[..])
-        .execute(&mut *tx)
-        .await
-        .expect("lock the row");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {table} WHERE key = $1 FOR UPDATE"
+    )))
+    .bind(&k.as_bytes()[..])
+    .execute(&mut *tx)
+    .await
+    .expect("lock the row");
 
     let mut change = Change::default();
     change.set("x", json!(1));
@@ -273,10 +278,12 @@ async fn a_failed_cleanup_pass_is_logged_and_the_task_goes_on() {
     // Another client locks the whole table: every pass times out meanwhile.
     let mut other = connection().await;
     let mut tx = other.begin().await.expect("begin");
-    sqlx::raw_sql(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-        .execute(&mut *tx)
-        .await
-        .expect("lock");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .execute(&mut *tx)
+    .await
+    .expect("lock");
     let cleanup = store.spawn_cleanup(Duration::from_millis(50));
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
@@ -300,7 +307,7 @@ async fn a_failed_cleanup_pass_is_logged_and_the_task_goes_on() {
 /// table is small, so the planner would rightly prefer them otherwise).
 async fn explain(conn: &mut PgConnection, sql: &str, params: Vec<ParamValue>) -> String {
     let explain = format!("EXPLAIN {sql}");
-    let mut query = sqlx::query_scalar::<_, String>(&explain);
+    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
     for p in params {
         query = match p {
             ParamValue::Time(t) => query.bind(t),
@@ -335,10 +342,12 @@ async fn expiry_cleanup_and_per_user_queries_use_their_indexes() {
         assert!(store.create(&key(), &r).await.expect("create"));
     }
     let mut conn = connection().await;
-    sqlx::raw_sql(&format!("ANALYZE {table}; SET enable_seqscan = off"))
-        .execute(&mut conn)
-        .await
-        .expect("set");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ANALYZE {table}; SET enable_seqscan = off"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("set");
     let sql = store.statements();
     let cleanup = explain(
         &mut conn,

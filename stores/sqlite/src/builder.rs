@@ -5,11 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_layer::{StoreError, StoreErrorKind};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::time::Instant;
 
 use crate::config::{check_table_name, ConfigError};
 use crate::error::from_sqlx;
-use crate::sql::Statements;
+use crate::sql::{Prepared, Statements};
+use crate::startup::{create_private, retry_while_busy};
 use crate::store::{Inner, SqliteStore};
 
 /// The table when none is set.
@@ -22,6 +26,8 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_READERS: u32 = 4;
 /// How many expired sessions one cleanup statement deletes when nothing else is set.
 pub const DEFAULT_CLEANUP_BATCH: usize = 1_000;
+/// How long opening and migrating may keep retrying when nothing else is set.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds a [`SqliteStore`]; start from [`SqliteStore::builder`].
 ///
@@ -51,6 +57,7 @@ pub struct SqliteStoreBuilder {
     query_timeout: Duration,
     synchronous: SqliteSynchronous,
     cleanup_batch: usize,
+    startup_timeout: Duration,
 }
 
 impl Default for SqliteStoreBuilder {
@@ -62,6 +69,7 @@ impl Default for SqliteStoreBuilder {
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             synchronous: SqliteSynchronous::Normal,
             cleanup_batch: DEFAULT_CLEANUP_BATCH,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
         }
     }
 }
@@ -124,14 +132,31 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// How long [`open`](Self::open) and [`migrate`](SqliteStore::migrate) each keep
+    /// retrying while another process holds the file locked, as happens when several
+    /// instances start on one new file at once. Default: 10 seconds. Past it they fail with
+    /// a [`Timeout`](session_layer::StoreErrorKind::Timeout) error.
+    pub fn with_startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
     /// Opens (creating if needed) the database file at `path` in WAL mode. Run
     /// [`migrate`](SqliteStore::migrate) before serving.
     ///
+    /// A file this creates is readable and writable by its owner only (mode 0600 on Unix),
+    /// and so are the `-wal` and `-shm` files SQLite keeps beside it: sessions are
+    /// credentials. An existing file keeps its permissions.
+    ///
+    /// Several processes may open one file at the same moment: while another one holds it
+    /// locked (switching it to WAL mode, migrating), opening retries until the
+    /// [start-up timeout](Self::with_startup_timeout).
+    ///
     /// # Errors
     ///
-    /// A [`StoreError`] if the file cannot be created or opened, or `path` names an
-    /// in-memory database (readers and the writer would each see a different one; use
-    /// [`MemoryStore`](session_layer::MemoryStore) instead).
+    /// A [`StoreError`] if the file cannot be created or opened, stays locked past the
+    /// start-up timeout, or `path` names an in-memory database (readers and the writer would
+    /// each see a different one; use [`MemoryStore`](session_layer::MemoryStore) instead).
     pub async fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let text = path.to_string_lossy();
@@ -142,42 +167,105 @@ impl SqliteStoreBuilder {
                  MemoryStore for sessions that live in memory",
             ));
         }
+        const WHAT: &str = "opening the SQLite database";
+        let deadline = Instant::now() + self.startup_timeout;
+        create_private(path)?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .busy_timeout(self.busy_timeout)
             .synchronous(self.synchronous);
-        // The writer comes first: it creates the file and switches it to WAL, which is
-        // persistent, so readers find it in WAL mode.
+        // The writer comes first: it switches the file to WAL, which is persistent, so
+        // readers find it in WAL mode.
         // Connections to a local file do not go stale: testing each one before use would
         // only add a round trip to the connection's worker thread per store call.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(self.query_timeout)
-            .connect_with(
-                base.clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal),
-            )
-            .await
-            .map_err(|e| from_sqlx("opening the SQLite database", e))?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(self.readers)
-            .test_before_acquire(false)
-            .acquire_timeout(self.query_timeout)
-            .connect_with(base.pragma("query_only", "ON"))
-            .await
-            .map_err(|e| from_sqlx("opening the SQLite database", e))?;
-        Ok(SqliteStore {
+        let writer = retry_while_busy(deadline, WHAT, || {
+            let options = base
+                .clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .acquire_timeout(self.query_timeout);
+            async move {
+                pool.connect_with(options)
+                    .await
+                    .map_err(|e| from_sqlx(WHAT, e))
+            }
+        })
+        .await?;
+        let readers = retry_while_busy(deadline, WHAT, || {
+            let options = base.clone().pragma("query_only", "ON");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(self.readers)
+                .test_before_acquire(false)
+                .acquire_timeout(self.query_timeout);
+            async move {
+                pool.connect_with(options)
+                    .await
+                    .map_err(|e| from_sqlx(WHAT, e))
+            }
+        })
+        .await?;
+        Ok(self.assemble(writer, readers, path.to_owned()))
+    }
+
+    /// A store over a pool the application already has, for example one it also keeps
+    /// its own tables in. Run [`migrate`](SqliteStore::migrate) before serving.
+    ///
+    /// Reads and writes share this pool, and SQLite's own write lock orders the writes:
+    /// each write waits for it up to the pool's busy timeout. The store does not change the
+    /// pool's settings: open it in WAL mode (`journal_mode(SqliteJournalMode::Wal)`) so that
+    /// reads never wait for a write. Of this builder's settings the table, the query
+    /// timeout, the cleanup batch and the start-up timeout apply; the readers, busy timeout
+    /// and `synchronous` settings are the pool's own. [`SqliteStore::close`] closes the pool.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.db");
+    /// use session_layer_sqlite::sqlx::{self, sqlite::*};
+    /// use session_layer_sqlite::SqliteStore;
+    ///
+    /// let options = SqliteConnectOptions::new()
+    ///     .filename(&path)
+    ///     .create_if_missing(true)
+    ///     .journal_mode(SqliteJournalMode::Wal);
+    /// let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+    /// let store = SqliteStore::builder().with_table("web_sessions")?.from_pool(pool.clone());
+    /// store.migrate().await?;
+    /// // The application's own queries go through the same pool.
+    /// let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_schema WHERE type = 'table'")
+    ///     .fetch_one(&pool)
+    ///     .await?;
+    /// assert_eq!(tables, 2, "the sessions table and its migration ledger");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn from_pool(self, pool: SqlitePool) -> SqliteStore {
+        let path = pool.connect_options().get_filename().to_owned();
+        self.assemble(pool.clone(), pool, path)
+    }
+
+    fn assemble(
+        self,
+        writer: SqlitePool,
+        readers: SqlitePool,
+        path: std::path::PathBuf,
+    ) -> SqliteStore {
+        let statements = Statements::new(&self.table);
+        SqliteStore {
             inner: Arc::new(Inner {
-                statements: Statements::new(&self.table),
+                sql: Prepared::new(&statements),
+                statements,
                 table: self.table,
-                path: path.to_owned(),
+                path,
                 writer,
                 readers,
                 query_timeout: self.query_timeout,
                 cleanup_batch: self.cleanup_batch,
+                startup_timeout: self.startup_timeout,
             }),
-        })
+        }
     }
 }

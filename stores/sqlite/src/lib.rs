@@ -73,8 +73,19 @@
 //!   never a lost or half-written session.
 //! - **Bounded waits.** Each store call waits at most the
 //!   [query timeout](SqliteStoreBuilder::with_query_timeout), connection included.
+//! - **A private file.** A database file the store creates is readable and writable by its
+//!   owner only (mode 0600 on Unix), and so are the `-wal` and `-shm` files beside it: the
+//!   sessions in it are credentials. An existing file keeps its permissions.
+//! - **Several processes may start at once.** Opening and migrating retry while another
+//!   process holds the file locked, up to the
+//!   [start-up timeout](SqliteStoreBuilder::with_startup_timeout).
 //! - **Expired rows are deleted in batches** by [`SqliteStore::spawn_cleanup`], or by
 //!   calling [`delete_expired`](session_layer::SessionStore::delete_expired) yourself.
+//!
+//! # Your own pool
+//!
+//! [`SqliteStore::from_pool`] keeps the sessions in a pool the application already has
+//! (see [`SqliteStoreBuilder::from_pool`] for what it shares).
 //!
 //! # Features
 //!
@@ -86,12 +97,13 @@ mod config;
 mod error;
 mod migrate;
 mod sql;
+mod startup;
 mod store;
 mod time_text;
 
 pub use builder::{
     SqliteStoreBuilder, DEFAULT_BUSY_TIMEOUT, DEFAULT_CLEANUP_BATCH, DEFAULT_QUERY_TIMEOUT,
-    DEFAULT_READERS, DEFAULT_TABLE,
+    DEFAULT_READERS, DEFAULT_STARTUP_TIMEOUT, DEFAULT_TABLE,
 };
 pub use config::{ConfigError, MAX_NAME_LEN};
 pub use session_layer::store::CleanupHandle;

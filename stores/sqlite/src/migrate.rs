@@ -6,7 +6,7 @@
 //! start together apply each step exactly once.
 
 use session_layer::StoreError;
-use sqlx::{Connection, Executor as _, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor as _, SqliteConnection};
 
 use crate::error::from_sqlx;
 use crate::sql::MIGRATIONS;
@@ -27,7 +27,7 @@ pub(crate) async fn run(conn: &mut SqliteConnection, table: &str) -> Result<(), 
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         // `Executor::execute` with plain text runs it unprepared, like `raw_sql`, but its
         // future is provably `Send`; `raw_sql(..).execute(..)`'s is not.
-        tx.execute(create.as_str()).await.map_err(err)?;
+        tx.execute(AssertSqlSafe(create)).await.map_err(err)?;
         let current = current_version(&mut tx, &ledger).await.map_err(err)?;
         tx.commit().await.map_err(err)?;
         let known = MIGRATIONS.last().map_or(0, |m| m.version);
@@ -53,10 +53,10 @@ pub(crate) async fn run(conn: &mut SqliteConnection, table: &str) -> Result<(), 
             tx.commit().await.map_err(err)?;
             continue;
         }
-        tx.execute(sql.as_str()).await.map_err(err)?;
+        tx.execute(AssertSqlSafe(sql)).await.map_err(err)?;
         let insert =
             format!("INSERT INTO {ledger} (version, description, applied_at) VALUES (?1, ?2, ?3)");
-        sqlx::query(&insert)
+        sqlx::query(AssertSqlSafe(insert))
             .bind(version)
             .bind(description)
             .bind(to_text(time::OffsetDateTime::now_utc())?)
@@ -78,5 +78,7 @@ async fn current_version(
     ledger: &str,
 ) -> Result<i64, sqlx::Error> {
     let sql = format!("SELECT coalesce(max(version), 0) FROM {ledger}");
-    sqlx::query_scalar(&sql).fetch_one(&mut **tx).await
+    sqlx::query_scalar(AssertSqlSafe(sql))
+        .fetch_one(&mut **tx)
+        .await
 }

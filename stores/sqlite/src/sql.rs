@@ -1,5 +1,9 @@
 //! The SQL the store runs, built once from the checked table name.
 
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+
 /// The statements a [`SqliteStore`](crate::SqliteStore) runs, for review or
 /// `EXPLAIN QUERY PLAN`. Only the table name, which the builder checked, is spliced in;
 /// values are bound. Times are bound as UTC text `YYYY-MM-DD HH:MM:SS.SSS`.
@@ -100,6 +104,44 @@ impl Statements {
             ),
         }
     }
+}
+
+/// [`Statements`] as sqlx runs them: shared strings that each query clones without copying
+/// the text. They pass sqlx's `AssertSqlSafe` because only the checked table name is
+/// spliced in; every value is bound.
+pub(crate) struct Prepared {
+    pub(crate) create: SqlStr,
+    pub(crate) load: SqlStr,
+    pub(crate) update: SqlStr,
+    pub(crate) rotate: SqlStr,
+    pub(crate) touch: SqlStr,
+    pub(crate) delete: SqlStr,
+    pub(crate) delete_owned: SqlStr,
+    pub(crate) list_by_user: SqlStr,
+    pub(crate) delete_by_user: SqlStr,
+    pub(crate) delete_expired: SqlStr,
+}
+
+impl Prepared {
+    pub(crate) fn new(s: &Statements) -> Self {
+        Self {
+            create: shared(&s.create),
+            load: shared(&s.load),
+            update: shared(&s.update),
+            rotate: shared(&s.rotate),
+            touch: shared(&s.touch),
+            delete: shared(&s.delete),
+            delete_owned: shared(&s.delete_owned),
+            list_by_user: shared(&s.list_by_user),
+            delete_by_user: shared(&s.delete_by_user),
+            delete_expired: shared(&s.delete_expired),
+        }
+    }
+}
+
+/// `sql`, built from checked names only, as a string sqlx shares between queries.
+pub(crate) fn shared(sql: &str) -> SqlStr {
+    AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
 }
 
 /// One step of the schema's history. Steps are applied in order, each in its own

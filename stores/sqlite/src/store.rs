@@ -15,13 +15,13 @@ use session_layer::store::{
 use session_layer::{SessionStore, StoreError};
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
-use sqlx::{Connection, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, Row, SqlStr, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::builder::SqliteStoreBuilder;
 use crate::error::{corrupt, from_sqlx, no_connection, timeout};
-use crate::sql::{Statements, DATA_FORMAT};
+use crate::sql::{Prepared, Statements, DATA_FORMAT};
 use crate::time_text::{from_text, to_text};
 use session_layer::store::{spawn_cleanup, CleanupHandle};
 
@@ -36,6 +36,7 @@ pub struct SqliteStore {
 
 pub(crate) struct Inner {
     pub(crate) statements: Statements,
+    pub(crate) sql: Prepared,
     pub(crate) table: String,
     pub(crate) path: PathBuf,
     /// One connection: every write queues here rather than on SQLite's lock.
@@ -44,6 +45,7 @@ pub(crate) struct Inner {
     pub(crate) readers: SqlitePool,
     pub(crate) query_timeout: Duration,
     pub(crate) cleanup_batch: usize,
+    pub(crate) startup_timeout: Duration,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -57,7 +59,7 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
 impl SqliteStore {
     /// A store with the default settings (table `sessions`, WAL mode, 4 readers, 2 s busy
@@ -81,6 +83,26 @@ impl SqliteStore {
         Self::builder().open(path).await
     }
 
+    /// A store with the default settings (table `sessions`) over a pool the application
+    /// already has; see [`SqliteStoreBuilder::from_pool`] for what it shares and what to set
+    /// on the pool. Call [`migrate`](Self::migrate) before serving.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    /// use session_layer_sqlite::{sqlx::SqlitePool, SqliteStore};
+    ///
+    /// let pool = SqlitePool::connect(&url).await?;
+    /// let store = SqliteStore::from_pool(pool);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self::builder().from_pool(pool)
+    }
+
     /// A builder, to choose the table, the connections and the timeouts.
     pub fn builder() -> SqliteStoreBuilder {
         SqliteStoreBuilder::default()
@@ -88,19 +110,27 @@ impl SqliteStore {
 
     /// Creates the table and its indexes, or upgrades them, by applying the versioned steps
     /// that `<table>_migrations` does not list yet, each in its own `BEGIN IMMEDIATE`
-    /// transaction. Safe to call on every start, from several processes at once.
+    /// transaction. Safe to call on every start, from several processes at once: while
+    /// another one holds the file locked past the busy timeout, it retries until the
+    /// [start-up timeout](SqliteStoreBuilder::with_startup_timeout).
     ///
     /// # Errors
     ///
-    /// A [`StoreError`] if the file cannot be written or stays locked past the busy timeout.
+    /// A [`StoreError`] if the file cannot be written or stays locked past the start-up
+    /// timeout.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self
-            .inner
-            .writer
-            .acquire()
-            .await
-            .map_err(|e| from_sqlx("migrating the sessions table", e))?;
-        crate::migrate::run(&mut conn, &self.inner.table).await
+        const WHAT: &str = "migrating the sessions table";
+        let deadline = Instant::now() + self.inner.startup_timeout;
+        crate::startup::retry_while_busy(deadline, WHAT, || async {
+            let mut conn = self
+                .inner
+                .writer
+                .acquire()
+                .await
+                .map_err(|e| from_sqlx(WHAT, e))?;
+            crate::migrate::run(&mut conn, &self.inner.table).await
+        })
+        .await
     }
 
     /// Starts a task that deletes expired sessions every `every`, in batches of the
@@ -325,13 +355,13 @@ impl SqliteStore {
         let mut conn = conn(&self.inner.writer, deadline, what).await?;
         let now_text = to_text(now)?;
         let sql = if new.is_some() {
-            &self.inner.statements.rotate
+            &self.inner.sql.rotate
         } else {
-            &self.inner.statements.update
+            &self.inner.sql.update
         };
         let work = async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            let row = sqlx::query(&self.inner.statements.load)
+            let row = sqlx::query(self.inner.sql.load.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(&now_text)
                 .fetch_optional(&mut *tx)
@@ -371,7 +401,7 @@ impl SqliteStore {
         let deadline = self.deadline();
         let row = {
             let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.load)
+            let query = sqlx::query(self.inner.sql.load.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(&now_text);
             timed(deadline, WHAT, query.fetch_optional(&mut *conn)).await?
@@ -385,7 +415,7 @@ impl SqliteStore {
         // A touch is due at most once a step: the write is the exception.
         let (seen, idle_deadline) = (to_text(due.seen)?, to_text(due.idle_deadline)?);
         let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-        let query = sqlx::query(&self.inner.statements.touch)
+        let query = sqlx::query(self.inner.sql.touch.clone())
             .bind(&key.as_bytes()[..])
             .bind(&seen)
             .bind(&idle_deadline);
@@ -413,14 +443,14 @@ impl From<sqlx::Error> for Failure {
 
 async fn run_write(
     conn: &mut SqliteConnection,
-    sql: &str,
+    sql: &SqlStr,
     key: &StorageKey,
     new: Option<&StorageKey>,
     now: &str,
     bound: &Bound,
     what: &str,
 ) -> Result<Written, Failure> {
-    let mut query = bound.bind(sqlx::query(sql).bind(&key.as_bytes()[..]).bind(now));
+    let mut query = bound.bind(sqlx::query(sql.clone()).bind(&key.as_bytes()[..]).bind(now));
     if let Some(new) = new {
         query = query.bind(&new.as_bytes()[..]);
     }
@@ -450,7 +480,7 @@ impl SessionStore for SqliteStore {
             ];
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.create)
+            let query = sqlx::query(self.inner.sql.create.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(meta.user.as_deref())
                 .bind(&times[0])
@@ -522,7 +552,7 @@ impl SessionStore for SqliteStore {
             const WHAT: &str = "deleting a session";
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete).bind(&key.as_bytes()[..]);
+            let query = sqlx::query(self.inner.sql.delete.clone()).bind(&key.as_bytes()[..]);
             timed(deadline, WHAT, query.execute(&mut *conn)).await?;
             Ok(())
         })
@@ -539,7 +569,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_owned)
+            let query = sqlx::query_scalar::<_, bool>(self.inner.sql.delete_owned.clone())
                 .bind(&key.as_bytes()[..])
                 .bind(user)
                 .bind(&now);
@@ -558,7 +588,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.readers, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.list_by_user)
+            let query = sqlx::query(self.inner.sql.list_by_user.clone())
                 .bind(user)
                 .bind(&now);
             let rows = timed(deadline, WHAT, query.fetch_all(&mut *conn)).await?;
@@ -584,7 +614,7 @@ impl SessionStore for SqliteStore {
             // Every write, rotations included, runs on the one writer connection: a rotation
             // is wholly before or wholly after this statement.
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query_scalar::<_, bool>(&self.inner.statements.delete_by_user)
+            let query = sqlx::query_scalar::<_, bool>(self.inner.sql.delete_by_user.clone())
                 .bind(user)
                 .bind(except.map(|k| &k.as_bytes()[..]))
                 .bind(&now);
@@ -599,7 +629,7 @@ impl SessionStore for SqliteStore {
             let now = to_text(now)?;
             let deadline = self.deadline();
             let mut conn = conn(&self.inner.writer, deadline, WHAT).await?;
-            let query = sqlx::query(&self.inner.statements.delete_expired)
+            let query = sqlx::query(self.inner.sql.delete_expired.clone())
                 .bind(&now)
                 .bind(i64::try_from(batch).unwrap_or(i64::MAX));
             let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;

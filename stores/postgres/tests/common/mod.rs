@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use session_layer::id::SessionId;
 use session_layer::testing::in_ci;
 use session_layer_postgres::sqlx;
+use session_layer_postgres::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use session_layer_postgres::{PostgresStore, PostgresStoreBuilder};
 
 /// The server the tests use: `DATABASE_URL`, or the local one CI starts.
@@ -78,6 +79,29 @@ pub(crate) async fn store_with(builder: PostgresStoreBuilder) -> Option<Postgres
     }
 }
 
+/// A store over a pool opened the way an application opens its own, in this run's schema,
+/// migrated; `None` as [`store`] gives it.
+pub(crate) async fn store_from_pool() -> Option<PostgresStore> {
+    let url = database_url();
+    let options: PgConnectOptions = url.parse().expect("a valid DATABASE_URL");
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(3))
+        .connect_with(options.options([("statement_timeout", "5s")]))
+        .await;
+    let pool = match pool {
+        Ok(pool) => pool,
+        Err(e) => return skip_or_fail(&url, &e),
+    };
+    let store = PostgresStore::builder()
+        .with_schema(run_schema())
+        .expect("valid schema name")
+        .from_pool(pool);
+    drop_stale_schemas(&store).await;
+    store.migrate().await.expect("migrate");
+    Some(store)
+}
+
 pub(crate) fn skip_or_fail<T>(url: &str, error: &dyn std::fmt::Display) -> Option<T> {
     let url = printable(url);
     if in_ci() {
@@ -120,9 +144,11 @@ async fn drop_stale_schemas(store: &PostgresStore) {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if valid && born.saturating_add(15 * 60) < now {
-            let _ = sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                .execute(store.pool())
-                .await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{name}\" CASCADE"
+            )))
+            .execute(store.pool())
+            .await;
         }
     }
 }

@@ -8,6 +8,9 @@ use session_layer::id::StorageKey;
 use session_layer::record::{Change, Record};
 use session_layer::store::{Applied, Rotated, SessionInfo, StoreFuture, TouchRule, WriteRules};
 use session_layer::SessionStore;
+use session_layer_sqlite::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+};
 use session_layer_sqlite::{SqliteStore, SqliteStoreBuilder};
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -33,6 +36,32 @@ impl TempStore {
             .expect("a temporary directory");
         let path = dir.path().join("sessions.db");
         let store = builder.open(&path).await.expect("open the database file");
+        store.migrate().await.expect("migrate");
+        Self {
+            store,
+            path,
+            _dir: dir,
+        }
+    }
+
+    /// A store over a pool opened the way an application opens its own (sqlx's defaults
+    /// and WAL mode), in a new file, migrated.
+    pub(crate) async fn from_user_pool() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("session-layer-sqlite-")
+            .tempdir()
+            .expect("a temporary directory");
+        let path = dir.path().join("app.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .expect("the application's pool");
+        let store = SqliteStore::from_pool(pool);
         store.migrate().await.expect("migrate");
         Self {
             store,

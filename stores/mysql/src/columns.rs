@@ -1,0 +1,96 @@
+//! How a session's parts go into the table's columns and come back out.
+
+use serde_json::{Map, Value};
+use session_layer::id::StorageKey;
+use session_layer::record::{Metadata, Record};
+use session_layer::{StoreError, StoreErrorKind};
+use sqlx::mysql::MySqlRow;
+use sqlx::Row;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+
+use crate::error::{corrupt, from_sqlx};
+use crate::sql::{DATA_FORMAT, MAX_USER_BYTES};
+
+/// A time as the `DATETIME(3)` columns hold it: UTC, without an offset.
+pub(crate) fn utc(t: OffsetDateTime) -> PrimitiveDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    PrimitiveDateTime::new(t.date(), t.time())
+}
+
+pub(crate) fn decode_key(bytes: &[u8]) -> Result<StorageKey, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(StorageKey::from_bytes)
+        .map_err(|_| {
+            corrupt("a stored session key is not 32 bytes; was the table changed by hand?")
+        })
+}
+
+/// The owner as the `user_id` column takes it, refused when longer than the column: a
+/// server outside strict mode would cut it short, and two users would share one prefix.
+pub(crate) fn user_bytes(user: Option<&str>) -> Result<Option<&[u8]>, StoreError> {
+    match user {
+        Some(user) if user.len() > MAX_USER_BYTES => Err(StoreError::new(
+            StoreErrorKind::Other,
+            format!(
+                "a user ID of {} bytes is longer than the {MAX_USER_BYTES} bytes the MySQL \
+                 store keeps; use shorter IDs (a number or a UUID)",
+                user.len()
+            ),
+        )),
+        other => Ok(other.map(str::as_bytes)),
+    }
+}
+
+pub(crate) fn encode_data(data: &Map<String, Value>) -> Result<String, StoreError> {
+    serde_json::to_string(data).map_err(|e| {
+        StoreError::with_source(
+            StoreErrorKind::Other,
+            "the session's data could not be written as JSON",
+            e,
+        )
+    })
+}
+
+fn decode_data(text: &str) -> Result<Map<String, Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::with_source(
+            StoreErrorKind::Corrupt,
+            "a stored session's data is not a JSON object; was the table changed by hand?",
+            e,
+        )
+    })
+}
+
+/// Reads the metadata columns, in the order the statements return them.
+pub(crate) fn decode_meta(row: &MySqlRow, what: &str) -> Result<Metadata, StoreError> {
+    let sql = |e| from_sqlx(what, e);
+    let user: Option<Vec<u8>> = row.try_get("user_id").map_err(sql)?;
+    let user = user
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|_| corrupt("a stored user ID is not UTF-8; was the table changed by hand?"))?;
+    Ok(Metadata {
+        created: row.try_get("created").map_err(sql)?,
+        last_seen: row.try_get("last_seen").map_err(sql)?,
+        idle_deadline: row.try_get("idle_deadline").map_err(sql)?,
+        absolute_deadline: row.try_get("absolute_deadline").map_err(sql)?,
+        persistent: row.try_get("persistent").map_err(sql)?,
+        user,
+    })
+}
+
+/// Decodes a row of [`Statements::load`] or [`Statements::lock`].
+pub(crate) fn decode_record(row: &MySqlRow, what: &str) -> Result<Record, StoreError> {
+    let format: i16 = row.try_get("format").map_err(|e| from_sqlx(what, e))?;
+    if format != DATA_FORMAT {
+        return Err(corrupt(format!(
+            "a stored session has data format {format}, which this version does not read \
+             (it reads {DATA_FORMAT}); upgrade session-layer-mysql"
+        )));
+    }
+    let data: String = row.try_get("data").map_err(|e| from_sqlx(what, e))?;
+    Ok(Record::from_parts(
+        decode_data(&data)?,
+        decode_meta(row, what)?,
+    ))
+}
