@@ -22,8 +22,10 @@ pub(crate) enum Anonymous {
     /// The store holds no live session under it: never issued, ended, or expired.
     UnknownOrExpired,
     /// Client-side: the sealed session's deadlines have passed.
+    #[cfg_attr(not(feature = "client-side"), allow(dead_code))]
     Expired,
     /// Client-side: the app's not-before check, or the revocation list, voids it.
+    #[cfg_attr(not(feature = "client-side"), allow(dead_code))]
     Revoked,
 }
 

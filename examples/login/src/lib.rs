@@ -33,7 +33,8 @@ use self::config::Config;
 use self::users::Users;
 
 /// Opens the session store `url` names: `memory` (the default: in this process, nothing to
-/// install), or `sqlite://PATH`, `postgres://...`, `redis://...`.
+/// install), or `sqlite://PATH`, `postgres://...`, `mysql://...` (MySQL or MariaDB),
+/// `redis://...`.
 ///
 /// # Errors
 ///
@@ -44,12 +45,14 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn SessionStore>, String> {
         "memory" => Ok(Arc::new(MemoryStore::default())),
         "sqlite" => open_sqlite(url.split_once("://").map_or("", |(_, p)| p).to_owned()).await,
         "postgres" | "postgresql" => open_postgres(url.to_owned()).await,
+        "mysql" | "mariadb" => open_mysql(url.to_owned()).await,
         "redis" | "rediss" => session_layer_redis::RedisStore::connect(url)
             .await
             .map(|store| Arc::new(store) as Arc<dyn SessionStore>)
             .map_err(|e| format!("cannot open the Redis store: {e}")),
         _ => Err(format!(
-            "unknown session store {scheme:?}; use memory, sqlite://PATH, postgres://... or redis://..."
+            "unknown session store {scheme:?}; use memory, sqlite://PATH, postgres://..., \
+             mysql://... or redis://..."
         )),
     }
 }
@@ -83,6 +86,24 @@ fn open_postgres(url: String) -> Opening {
             .migrate()
             .await
             .map_err(|e| format!("cannot create the PostgreSQL sessions table: {e}"))?;
+        Ok(Arc::new(store) as Arc<dyn SessionStore>)
+    })
+}
+
+fn open_mysql(url: String) -> Opening {
+    Box::pin(async move {
+        // sqlx reads `mysql://` URLs for MariaDB too.
+        let url = match url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => url,
+        };
+        let store = session_layer_mysql::MySqlStore::connect(&url)
+            .await
+            .map_err(|e| format!("cannot open the MySQL store: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("cannot create the MySQL sessions table: {e}"))?;
         Ok(Arc::new(store) as Arc<dyn SessionStore>)
     })
 }
