@@ -115,7 +115,7 @@ pub fn in_ci() -> bool {
 }
 
 /// A new, empty session of `layer`, as a request without a cookie gets it, for unit tests
-/// of handlers that take a [`Session`](crate::Session) without building a router.
+/// of handlers that take a [`Session`] without building a router.
 ///
 /// Reads and writes work as in a request, against the layer's store; nothing is saved when
 /// the handler returns (saving is the layer's work after a response), so check what the

@@ -2,8 +2,8 @@
 //! names the broken rule. Cases use fresh random keys and user names, so they can run
 //! concurrently against one shared backend.
 //!
-//! The cases, by topic: [`lifecycle`], [`apply`], [`rotate`], [`users`], and the mirrored
-//! [`rules`]. [`for_each_conformance_case!`](crate::for_each_conformance_case) lists them
+//! The cases come in five files by topic: lifecycle, apply, rotate, users, and the mirrored
+//! rules. [`for_each_conformance_case!`](crate::for_each_conformance_case) lists them
 //! once; [`store_conformance_tests!`](crate::store_conformance_tests) and [`run_all`]
 //! expand that list.
 
