@@ -300,37 +300,13 @@ impl MemoryStore {
         let (a, b) = (shard_of(old), shard_of(new));
         let mut first = lock(&self.inner.shards[a.min(b)]);
         let mut second = (a != b).then(|| lock(&self.inner.shards[a.max(b)]));
-        let (from, to): (&mut Shard, &mut Shard) = match second.as_deref_mut() {
-            None => {
-                if first.contains_key(new) {
-                    return Rotated::Collision;
-                }
-                let Some(packed) = first.get(old) else {
-                    return Rotated::Gone;
-                };
-                let mut record = packed.record();
-                let before = record.meta.user.clone();
-                return match rules.apply(&mut record, change, now) {
-                    Applied::Done(meta) => {
-                        first.remove(old);
-                        first.insert(*new, Packed::new(&record));
-                        reindex(
-                            &mut users,
-                            old,
-                            before.as_deref(),
-                            new,
-                            meta.user.as_deref(),
-                        );
-                        Rotated::Done(meta)
-                    }
-                    Applied::TooLarge(totals) => Rotated::TooLarge(totals),
-                    _ => Rotated::Gone,
-                };
-            }
-            Some(second) if a < b => (&mut *first, second),
-            Some(second) => (second, &mut *first),
+        // The shard of `old`, and the shard of `new` when it is another one.
+        let (from, to): (&mut Shard, Option<&mut Shard>) = match second.as_deref_mut() {
+            None => (&mut *first, None),
+            Some(second) if a < b => (&mut *first, Some(second)),
+            Some(second) => (second, Some(&mut *first)),
         };
-        if to.contains_key(new) {
+        if to.as_deref().unwrap_or(&*from).contains_key(new) {
             return Rotated::Collision;
         }
         let Some(packed) = from.get(old) else {
@@ -341,7 +317,7 @@ impl MemoryStore {
         match rules.apply(&mut record, change, now) {
             Applied::Done(meta) => {
                 from.remove(old);
-                to.insert(*new, Packed::new(&record));
+                to.unwrap_or(from).insert(*new, Packed::new(&record));
                 reindex(
                     &mut users,
                     old,
