@@ -139,7 +139,8 @@ impl Session {
     /// # Ok(()) });
     /// ```
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
+        let value =
+            serde_json::to_value(value).map_err(|e| SessionError::unwritable::<T>(key, e))?;
         // What the session's keeper can hold (a client-side cookie's size), decided on the
         // stored record when the pending writes alone cannot tell.
         let mut fit = self.core.fits(&self.state(), key, &value);
@@ -405,5 +406,5 @@ impl Session {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
-    T::deserialize(value).map_err(|e| SessionError::serde(key, e))
+    T::deserialize(value).map_err(|e| SessionError::unreadable::<T>(key, value, e))
 }
