@@ -77,7 +77,8 @@
 //! stateless service, an edge deployment, a preference or a cart of a few items), and a
 //! store when sign-out must hold at once, when sessions are listed or revoked per user, or
 //! when they are large. The key ring is the one secret: anyone who learns a key can forge
-//! any session, so keep keys out of the code and the logs, and rotate them.
+//! any session, so keep keys out of the code and the logs, and rotate them before the first
+//! key has sealed 2^32 cookies ([`KeyRing`] says why and how).
 //!
 //! [`SessionLayerBuilder`]: crate::SessionLayerBuilder
 //! [`SessionLayer::client_side_builder`]: crate::SessionLayer::client_side_builder
