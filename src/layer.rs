@@ -124,7 +124,7 @@ impl SessionLayer {
     pub fn client_side_builder(config: impl Into<ClientSide>) -> SessionLayerBuilder {
         let config = config.into();
         SessionLayerBuilder::new(Box::new(move |settings: Settings| {
-            let keeper = config.into_sealing(&settings.cookie_name)?;
+            let keeper = config.into_sealing(&settings)?;
             Ok(Arc::new(Shared { settings, keeper }))
         }))
     }

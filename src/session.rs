@@ -394,9 +394,15 @@ impl Session {
     /// a password change) and returns how many ended. They are anonymous on their next
     /// request.
     ///
+    /// In client-side mode this needs a
+    /// [revocation list](crate::ClientSide::with_revocation_list): the user's other
+    /// sessions signed in before now are void from now on, and the answer is `0`, since no
+    /// record says how many there were.
+    ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the store failed.
+    /// [`SessionError::Store`] if the store failed, or in client-side mode without a
+    /// revocation list.
     pub async fn revoke_others(&self) -> Result<u64, SessionError> {
         let Some(user) = self.user().await? else {
             return Ok(0);

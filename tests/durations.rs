@@ -14,6 +14,12 @@ const DAY: u64 = 24 * 60 * 60;
 /// The largest timeout the layer accepts, as its error message spells it.
 const LARGEST: &str = "36500 days";
 
+/// A change to a builder, named by the setting it makes.
+type Setting = (
+    &'static str,
+    Box<dyn FnOnce(SessionLayerBuilder) -> SessionLayerBuilder>,
+);
+
 fn refusal(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) -> String {
     match configure(SessionLayer::builder(MemoryStore::default())).build() {
         Ok(_) => panic!("the configuration was accepted"),
@@ -24,10 +30,7 @@ fn refusal(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) -
 #[test]
 fn unrepresentable_durations_are_refused_with_the_largest_accepted_value() {
     let beyond = Duration::from_secs(36_500 * DAY + 1);
-    let cases: [(
-        &str,
-        Box<dyn FnOnce(SessionLayerBuilder) -> SessionLayerBuilder>,
-    ); 5] = [
+    let cases: [Setting; 5] = [
         (
             "absolute timeout",
             Box::new(|b| b.with_absolute_timeout(Duration::MAX)),
