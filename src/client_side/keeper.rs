@@ -423,7 +423,7 @@ impl Sealing {
 }
 
 /// More than the JSON payload of a session with no data and no user takes (format, nonce,
-/// four times and the persistence flag).
+/// five times and the persistence flag).
 const FRESH_PAYLOAD_BOUND: usize = 160;
 
 /// At least as many bytes as `value` takes as JSON: numbers at their longest (24), every
