@@ -423,7 +423,10 @@ pub fn fuzz_unseal(data: &[u8]) {
                 if let Ok(value) = resealed {
                     let again = sealer.open(&value).expect("a resealed payload opens");
                     assert_eq!(again.record, opened.record, "resealing changed the record");
-                    assert_eq!(again.signed_in, opened.signed_in, "resealing changed the time");
+                    assert_eq!(
+                        again.signed_in, opened.signed_in,
+                        "resealing changed the time"
+                    );
                 }
             }
         }

@@ -23,7 +23,14 @@ mod common;
 /// A layer of `mode` whose revocation list is `list`: idle 10 minutes (30 when
 /// persistent), touch step 1 minute.
 fn layer(mode: Mode, list: impl SessionStore, clock: &MockClock) -> SessionLayer {
-    let config = ClientSide::new(ring(&[1])).with_revocation_list(list);
+    configured(
+        mode,
+        ClientSide::new(ring(&[1])).with_revocation_list(list),
+        clock,
+    )
+}
+
+fn configured(mode: Mode, config: ClientSide, clock: &MockClock) -> SessionLayer {
     let config = match mode {
         Mode::Signed => config.signed_only(),
         _ => config,
@@ -187,6 +194,31 @@ async fn with_a_revocation_list_a_request_held_across_sign_out_issues_no_signed_
                 "{mode:?} {what}: the held request's cookie opens signed in: {reply:?}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn without_a_revocation_list_a_request_held_across_sign_out_signs_the_browser_in_again() {
+    // The limit the README states under "Do not choose it when", pinned: with no list the
+    // server keeps nothing to compare the cookie with.
+    for mode in CLIENT_MODES {
+        let clock = MockClock::new();
+        let hold = Hold::default();
+        let app = app(
+            configured(mode, ClientSide::new(ring(&[1])), &clock),
+            hold.clone(),
+        );
+        let mut browser = signed_in(&app, "alice").await;
+        let cookie = browser.cookie.clone().unwrap();
+        let reply = across(&app, &hold, "/held/read-write", &cookie, async {
+            assert!(browser.get("/logout").await.removes_cookie());
+        })
+        .await;
+        assert_eq!(
+            opens_to(&app, &reply).await.as_deref(),
+            Some("Some(\"alice\") 1"),
+            "{mode:?}"
+        );
     }
 }
 
