@@ -429,3 +429,52 @@ async fn a_revocation_list_on_postgres_keeps_signed_out_cookies_out() {
         .execute(&pool)
         .await;
 }
+
+#[tokio::test]
+async fn over_http_neither_a_copied_nor_a_re_issued_cookie_opens_after_sign_out() {
+    let clock = MockClock::new();
+    let hold = Hold::default();
+    let app = app(
+        layer(Mode::Private, MemoryStore::default(), &clock),
+        hold.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    // Sends `path` with the session cookie `value`; answers the body and the cookie set.
+    let get = |path: &str, value: Option<String>| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        async move {
+            let mut req = client.get(url);
+            if let Some(value) = value {
+                req = req.header("cookie", format!("{}={value}", super::NAME));
+            }
+            let res = req.send().await.unwrap();
+            let set = res
+                .headers()
+                .get("set-cookie")
+                .map(|c| cookie::Cookie::parse(c.to_str().unwrap().to_owned()).unwrap())
+                .map(|c| c.value().to_owned());
+            (res.text().await.unwrap(), set)
+        }
+    };
+    let (_, first) = get("/count", None).await;
+    let (_, signed_in) = get("/login/alice", first).await;
+    let cookie = signed_in.expect("a signed-in cookie");
+    assert_eq!(
+        get("/whoami", Some(cookie.clone())).await.0,
+        "Some(\"alice\") 1"
+    );
+
+    let held = tokio::spawn(get("/held/read-write", Some(cookie.clone())));
+    hold.entered.notified().await;
+    let (_, removal) = get("/logout", Some(cookie.clone())).await;
+    assert_eq!(removal.as_deref(), Some(""), "sign-out removes the cookie");
+    hold.release.notify_one();
+    let (seen, reissued) = held.await.unwrap();
+    assert_eq!(seen, "Some(\"alice\")");
+    let reissued = reissued.expect("the held request's write sets a cookie");
+    assert_eq!(get("/whoami", Some(reissued)).await.0, "None 0");
+    assert_eq!(get("/whoami", Some(cookie)).await.0, "None 0");
+}
