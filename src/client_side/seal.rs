@@ -347,6 +347,7 @@ impl Sealer {
 
     /// Seals `record`, signed in when it was created, with the first key, or says how
     /// large the cookie would have been if it does not fit the browser budget.
+    #[cfg(test)]
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
         self.seal_with(
             &record.meta,
