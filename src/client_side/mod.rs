@@ -89,9 +89,10 @@
 //!
 //! Choose client-side sessions for small sessions where no store is at hand or wanted (a
 //! stateless service, an edge deployment, a preference or a cart of a few items), and a
-//! store when sessions are listed or ended one by one, or when they are large. The key ring is the one secret: anyone who learns a key can forge
-//! any session, so keep keys out of the code and the logs, and rotate them before the first
-//! key has sealed 2^32 cookies ([`KeyRing`] says why and how).
+//! store when sessions are listed or ended one by one, or when they are large. The key
+//! ring is the one secret: anyone who learns a key can forge any session, so keep keys out
+//! of the code and the logs, and rotate them before the first key has sealed 2^32 cookies
+//! ([`KeyRing`] says why and how).
 //!
 //! [`SessionLayerBuilder`]: crate::SessionLayerBuilder
 //! [`SessionLayer::client_side_builder`]: crate::SessionLayer::client_side_builder
@@ -209,7 +210,7 @@ impl ClientSide {
     }
 
     /// A per-user "not before" time the app keeps: when a cookie's session has a user,
-    /// `check(user)` is awaited on the request's first read, and a session created before
+    /// `check(user)` is awaited on the request's first read, and a session signed in before
     /// the time it returns is void (the request is anonymous). Return `Ok(None)` when the
     /// user has no such time. Default: no check.
     ///
