@@ -26,7 +26,7 @@ use super::seal::Nonce;
 use crate::clock::millis;
 use crate::id::StorageKey;
 use crate::record::{Change, Metadata, Record, Touch};
-use crate::rules::{Applied, WriteRules};
+use crate::rules::{Applied, Limits, WriteRules};
 use crate::settings::Settings;
 use crate::store::{SessionStore, StoreError, StoreErrorKind};
 
@@ -47,7 +47,8 @@ pub(crate) struct Revocations {
     absolute: time::Duration,
     /// The longer of the two idle timeouts.
     longest_idle: time::Duration,
-    /// For updating a cut-off: the change carries its own touch, so only the limits count.
+    /// For updating a cut-off: the change carries its own touch, and the record is far
+    /// within the default limits, whatever the layer's own are.
     rules: WriteRules,
 }
 
@@ -98,7 +99,7 @@ impl Revocations {
             scope,
             absolute: settings.absolute,
             longest_idle: touch.idle_for(true).max(touch.idle_for(false)),
-            rules: settings.rules,
+            rules: WriteRules::new(Limits::default(), touch),
         }
     }
 
@@ -207,7 +208,8 @@ impl Revocations {
         Err(StoreError::new(
             StoreErrorKind::Other,
             "client-side sessions: the user's sign-out could not be written to the revocation \
-             list (its record kept changing under the write); nothing was signed out",
+             list (its record expired under each of three writes, or the store refused it as \
+             too large); nothing was signed out",
         ))
     }
 
