@@ -57,4 +57,7 @@ export RUSTFLAGS="-Cpasses=sancov-module \
   -Zsanitizer=address"
 # Its own target directory, so the two ways of building never undo each other's work.
 cargo build --release --target "$host" --target-dir target/bootstrap --bin "$target"
+# As cargo-fuzz does: ASan's one-definition-rule check fires on the SQLite amalgamation that
+# every target links (through the store crates), before any input runs.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
 exec "target/bootstrap/$host/release/$target" "${libfuzzer_args[@]}" "$corpus"

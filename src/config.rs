@@ -18,6 +18,25 @@ pub const DEFAULT_COOKIE_NAME: &str = "__Host-session";
 pub const DEV_COOKIE_NAME: &str = "session";
 /// Browsers cap cookie lifetimes at 400 days (RFC 6265bis); a longer `Max-Age` is cut.
 pub const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+/// The longest timeout a layer accepts: 36,500 days (about 100 years). A session's deadlines
+/// are points in time every store must keep, and `Duration::MAX` from now is none; pass this
+/// for sessions that practically never end.
+///
+/// ```
+/// use session_layer::{MemoryStore, SessionLayer, MAX_TIMEOUT};
+///
+/// let layer = SessionLayer::builder(MemoryStore::default())
+///     .with_absolute_timeout(MAX_TIMEOUT)
+///     .build()?;
+/// assert!(SessionLayer::builder(MemoryStore::default())
+///     .with_absolute_timeout(std::time::Duration::MAX)
+///     .build()
+///     .is_err());
+/// # let _ = layer;
+/// # Ok::<(), session_layer::ConfigError>(())
+/// ```
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(MAX_TIMEOUT_DAYS * 24 * 60 * 60);
+const MAX_TIMEOUT_DAYS: u64 = 36_500;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CookieConfig {
@@ -147,6 +166,20 @@ impl ExpiryConfig {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |why: &str| Err(ConfigError(format!("expiry: {why}")));
+        for (setting, value) in [
+            ("idle timeout", self.idle),
+            ("persistent idle timeout", self.persistent_idle),
+            ("absolute timeout", self.absolute),
+            ("touch step", self.touch_step),
+        ] {
+            if value > MAX_TIMEOUT {
+                return bad(&format!(
+                    "the {setting} is longer than the largest accepted, {MAX_TIMEOUT_DAYS} days \
+                     (session_layer::MAX_TIMEOUT): a deadline that far ahead cannot be \
+                     represented; for sessions that practically never end, pass MAX_TIMEOUT"
+                ));
+            }
+        }
         if self.idle < Duration::from_secs(1) || self.persistent_idle < Duration::from_secs(1) {
             return bad("idle timeouts must be at least one second");
         }
@@ -155,6 +188,13 @@ impl ExpiryConfig {
         }
         if self.touch_step >= self.idle {
             return bad("the touch step must be shorter than the idle timeout (a tenth of it or less is typical)");
+        }
+        if self.touch_step >= self.persistent_idle {
+            return bad(
+                "the touch step must be shorter than the persistent idle timeout, or a \
+                 persistent session would end before activity moved its deadline; lengthen \
+                 the persistent idle timeout or shorten the touch step",
+            );
         }
         Ok(())
     }

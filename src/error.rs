@@ -17,7 +17,10 @@ pub enum SessionError {
     Serde {
         /// The key the value is stored under.
         key: String,
-        /// What serde said.
+        /// What went wrong, as serde classified it ([`classify`](serde_json::Error::classify),
+        /// [`line`](serde_json::Error::line), [`column`](serde_json::Error::column)), with a
+        /// message that names the types involved and never the value: serde's own message
+        /// often quotes it (`invalid type: string "…"`), and apps log errors.
         source: serde_json::Error,
     },
     /// The write would make the session larger than the layer's limit.
@@ -34,12 +37,60 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    pub(crate) fn serde(key: &str, source: serde_json::Error) -> Self {
+    /// The stored `value` under `key` is not a `T`.
+    pub(crate) fn unreadable<T>(
+        key: &str,
+        value: &serde_json::Value,
+        source: serde_json::Error,
+    ) -> Self {
+        let found = match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        };
         Self::Serde {
             key: key.to_owned(),
-            source,
+            source: redacted(
+                source,
+                format_args!(
+                    "the stored value is a JSON {found} that does not read as `{}`",
+                    std::any::type_name::<T>()
+                ),
+            ),
         }
     }
+
+    /// A `T` to store under `key` could not become JSON.
+    pub(crate) fn unwritable<T: ?Sized>(key: &str, source: serde_json::Error) -> Self {
+        Self::Serde {
+            key: key.to_owned(),
+            source: redacted(
+                source,
+                format_args!(
+                    "the `{}` to store could not become JSON",
+                    std::any::type_name::<T>()
+                ),
+            ),
+        }
+    }
+}
+
+/// `source` with its message replaced by `what`, when the message could quote a value.
+///
+/// Only a data error carries free text (serde's `invalid type: string "…"`, or whatever a
+/// `Serialize` or `Deserialize` impl wrote); serde_json's other errors are fixed messages
+/// ("key must be a string") and are kept as they are. A data error from a parsed value has
+/// no position (line and column 0), which the replacement keeps.
+fn redacted(source: serde_json::Error, what: std::fmt::Arguments<'_>) -> serde_json::Error {
+    if source.classify() != serde_json::error::Category::Data {
+        return source;
+    }
+    <serde_json::Error as serde::de::Error>::custom(format_args!(
+        "{what} (serde's message is withheld, since it may quote the value)"
+    ))
 }
 
 impl fmt::Display for SessionError {

@@ -124,7 +124,7 @@ impl SessionLayer {
     pub fn client_side_builder(config: impl Into<ClientSide>) -> SessionLayerBuilder {
         let config = config.into();
         SessionLayerBuilder::new(Box::new(move |settings: Settings| {
-            let keeper = config.into_sealing(&settings.cookie_name)?;
+            let keeper = config.into_sealing(&settings)?;
             Ok(Arc::new(Shared { settings, keeper }))
         }))
     }
@@ -222,21 +222,24 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// How long a browser-only session lives without a request. Default: 1 hour.
+    /// How long a browser-only session lives without a request. Default: 1 hour. At most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
         self.expiry.idle = idle;
         self
     }
 
     /// How long a persistent ("remember me") session lives without a request. Default: 14
-    /// days. Capped at the absolute timeout.
+    /// days. Capped at the absolute timeout; at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), and
+    /// longer than the touch step.
     pub fn with_persistent_idle_timeout(mut self, idle: Duration) -> Self {
         self.expiry.persistent_idle = idle;
         self
     }
 
     /// How long any session lives at most, active or not, counted from its creation and kept
-    /// across rotations. Default: 30 days.
+    /// across rotations. Default: 30 days. At most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)
+    /// (about 100 years), which is what to pass for sessions that practically never end.
     pub fn with_absolute_timeout(mut self, absolute: Duration) -> Self {
         self.expiry.absolute = absolute;
         self
@@ -244,7 +247,7 @@ impl SessionLayerBuilder {
 
     /// The idle deadline is only rewritten when a request would move it by more than this, so
     /// a busy session is not written on every request. Default: 1 minute. Must be shorter
-    /// than the idle timeout.
+    /// than both idle timeouts.
     pub fn with_touch_step(mut self, step: Duration) -> Self {
         self.expiry.touch_step = step;
         self
@@ -284,7 +287,9 @@ impl SessionLayerBuilder {
     ///
     /// A [`ConfigError`] naming what to change: a `__Host-` name with a Domain, a Path other
     /// than `/` or without Secure; `SameSite=None` without Secure; a name or attribute with
-    /// bytes a cookie cannot carry; timeouts that contradict each other.
+    /// bytes a cookie cannot carry; timeouts that contradict each other (a touch step not
+    /// shorter than both idle timeouts, an absolute timeout shorter than the idle one), or
+    /// that are longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
         self.cookie.validate()?;
         self.expiry.validate()?;

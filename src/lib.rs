@@ -195,7 +195,9 @@ pub mod testing;
 
 #[cfg(feature = "client-side")]
 pub use client_side::{ClientSide, KeyRing};
-pub use config::{ConfigError, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, MAX_COOKIE_AGE};
+pub use config::{
+    ConfigError, SameSite, DEFAULT_COOKIE_NAME, DEV_COOKIE_NAME, MAX_COOKIE_AGE, MAX_TIMEOUT,
+};
 pub use error::SessionError;
 #[cfg(feature = "axum")]
 pub use extract::MissingSessionLayer;

@@ -139,7 +139,8 @@ impl Session {
     /// # Ok(()) });
     /// ```
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|e| SessionError::serde(key, e))?;
+        let value =
+            serde_json::to_value(value).map_err(|e| SessionError::unwritable::<T>(key, e))?;
         // What the session's keeper can hold (a client-side cookie's size), decided on the
         // stored record when the pending writes alone cannot tell.
         let mut fit = self.core.fits(&self.state(), key, &value);
@@ -409,9 +410,15 @@ impl Session {
     /// a password change) and returns how many ended. They are anonymous on their next
     /// request.
     ///
+    /// In client-side mode this needs a
+    /// [revocation list](crate::ClientSide::with_revocation_list): the user's other
+    /// sessions signed in before now are void from now on, and the answer is `0`, since no
+    /// record says how many there were.
+    ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] if the store failed.
+    /// [`SessionError::Store`] if the store failed, or in client-side mode without a
+    /// revocation list.
     pub async fn revoke_others(&self) -> Result<u64, SessionError> {
         let Some(user) = self.user().await? else {
             return Ok(0);
@@ -421,5 +428,5 @@ impl Session {
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
-    T::deserialize(value).map_err(|e| SessionError::serde(key, e))
+    T::deserialize(value).map_err(|e| SessionError::unreadable::<T>(key, value, e))
 }

@@ -133,9 +133,15 @@ async fn client_side_sessions_log_no_cookie_value_and_no_key() {
     }
     let clock = MockClock::new();
     let mut requests = 0;
-    for signed in [false, true] {
+    // Encrypted and signed-only cookies, and encrypted ones with a revocation list (whose
+    // sign-outs and cut-offs the flows record and check).
+    for (signed, listed) in [(false, false), (true, false), (false, true)] {
+        let list = session_layer::MemoryStore::default();
         let config = |keys: KeyRing| {
-            let c = ClientSide::new(keys).with_purpose("log-test");
+            let mut c = ClientSide::new(keys).with_purpose("log-test");
+            if listed {
+                c = c.with_revocation_list(list.clone());
+            }
             if signed {
                 c.signed_only()
             } else {

@@ -58,6 +58,62 @@ async fn at_capacity_expired_records_make_room() {
 }
 
 #[tokio::test]
+async fn a_create_at_capacity_does_not_sweep_every_shard() {
+    // 8,000 sessions that all expire, spread over every shard. A create at capacity must
+    // not walk them all: it sweeps a bounded part of the store, and within the same second
+    // a create that still finds no room is refused without sweeping more. What was swept
+    // shows in `len()`.
+    const CAPACITY: usize = 8_000;
+    let store = MemoryStore::default().with_capacity(CAPACITY);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..CAPACITY {
+        let k = SessionId::generate().storage_key();
+        assert!(store.create(&k, &record(now, 60)).await.unwrap());
+    }
+    let later = now + time::Duration::minutes(2);
+    let create = || async {
+        store
+            .create(&SessionId::generate().storage_key(), &record(later, 3600))
+            .await
+    };
+    assert!(create().await.unwrap(), "a create at capacity made no room");
+    let after_one = store.len();
+    assert!(
+        after_one > CAPACITY / 2,
+        "one create at capacity swept {} of {CAPACITY} expired records",
+        CAPACITY + 1 - after_one
+    );
+    // Fill the room that sweep made, then one more: refused in the same second, with the
+    // expired records of the other shards still there.
+    let mut made = 1;
+    let refused = loop {
+        match create().await {
+            Ok(created) => {
+                assert!(created);
+                made += 1;
+                assert!(
+                    made <= CAPACITY,
+                    "every create succeeded: the store was swept whole"
+                );
+            }
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(refused.kind(), StoreErrorKind::Full);
+    assert_eq!(store.len(), CAPACITY);
+    assert!(
+        made < CAPACITY / 2,
+        "{made} creates at capacity within one second found room: more than a few shards \
+         were swept"
+    );
+    // A second later, the next create at capacity sweeps the next shard.
+    let next = later + time::Duration::seconds(1);
+    let k = SessionId::generate().storage_key();
+    assert!(store.create(&k, &record(next, 3600)).await.unwrap());
+    assert!(store.len() < CAPACITY, "the next shard was not swept");
+}
+
+#[tokio::test]
 async fn a_full_store_turns_a_new_session_into_a_server_error() {
     let full = MemoryStore::default().with_capacity(0);
     let layer = session_layer::SessionLayer::builder(full).build().unwrap();

@@ -19,8 +19,26 @@ use crate::store::{SessionInfo, StoreError, StoreErrorKind, StoreFuture};
 #[derive(Debug)]
 pub(crate) struct Sealed {
     value: Box<str>,
-    /// Set when the value opened: the session's nonce, and whether an old key opened it.
-    opened: OnceLock<(Nonce, bool)>,
+    /// Set when the value opened.
+    opened: OnceLock<Opening>,
+}
+
+/// What an opened cookie said besides its record.
+#[derive(Debug)]
+struct Opening {
+    nonce: Nonce,
+    /// When the session was created or last rotated.
+    signed_in: OffsetDateTime,
+    /// Opened by a key other than the first: the response reseals it.
+    old_key: bool,
+}
+
+impl Sealed {
+    fn opening(&self) -> &Opening {
+        self.opened
+            .get()
+            .expect("a loaded record came from an opened cookie")
+    }
 }
 
 /// The one place every rejected cookie is reported, whatever was wrong with it (shape,
@@ -34,8 +52,9 @@ fn unsupported() -> StoreError {
     StoreError::new(
         StoreErrorKind::Other,
         "client-side sessions keep no server-side records, so a user's sessions cannot be \
-         listed or revoked; use a server-side store, or ClientSide::with_not_before to void a \
-         user's older sessions",
+         listed or revoked one by one; use a server-side store, or for \"sign out everywhere \
+         else\" ClientSide::with_revocation_list (then revoke_others works) or \
+         ClientSide::with_not_before",
     )
 }
 
@@ -66,15 +85,12 @@ impl Keeper for Sealing {
         let Some(record) = self.open_live(cookie, now) else {
             return StoreFuture::ready(Ok(None));
         };
-        let Some(not_before) = &self.not_before else {
+        if !self.checks(&record.meta) {
             return StoreFuture::ready(Ok(Some(record)));
-        };
-        let Some(user) = record.meta.user.clone() else {
-            return StoreFuture::ready(Ok(Some(record)));
-        };
+        }
         StoreFuture::boxed(async move {
-            let cut_off = not_before.check(&user).await?;
-            if cut_off.is_some_and(|t| record.meta.created < t) {
+            let opening = cookie.opening();
+            if self.voided(&record.meta, opening, now).await? {
                 observe::anonymous(Anonymous::Revoked);
                 return Ok(None);
             }
@@ -128,11 +144,18 @@ impl Keeper for Sealing {
     fn settle(&self, saving: &Saving<'_, Sealed>) -> Settled {
         let ending = saving.ending;
         if ending.destroyed {
-            // Nothing to delete: the removal cookie (or a new session) replaces the old value.
-            return Settled::Done(self.fresh_or_clear(saving).map(|mut kept| {
-                kept.how = How::Destroyed;
-                kept
-            }));
+            if self.revocations.is_some() && saving.cookie.is_some() {
+                // The sign-out goes on the list, under the session's nonce: the cookie is
+                // opened for it first.
+                match saving.loaded {
+                    None => return Settled::NeedsRecord,
+                    Some(Some(_)) => return Settled::NeedsSave,
+                    Some(None) => {}
+                }
+            }
+            // Nothing else to delete: the removal cookie (or a new session) replaces the old
+            // value.
+            return Settled::Done(destroyed(self.fresh_or_clear(saving)));
         }
         let Some(loaded) = saving.loaded else {
             if ending.rotate || !ending.change.is_empty() {
@@ -152,70 +175,50 @@ impl Keeper for Sealing {
         if !record.is_live(now) {
             return Settled::Done(self.fresh_or_clear(saving));
         }
-        let (nonce, old_key) = cookie
-            .opened
-            .get()
-            .expect("a loaded record came from an opened cookie");
-        let rules = &saving.settings.rules;
-        let change = &ending.change;
         let mut meta = record.meta.clone();
-        change.apply_meta(&mut meta);
-        let due = change.persistent.is_some() || rules.touch.due(&meta, now).is_some();
-        if !due && !ending.rotate && !old_key && change.is_empty() {
+        ending.change.apply_meta(&mut meta);
+        let rules = &saving.settings.rules;
+        let due = ending.change.persistent.is_some() || rules.touch.due(&meta, now).is_some();
+        if !due && !ending.rotate && !cookie.opening().old_key && ending.change.is_empty() {
             return Settled::Done(Ok(Kept::new(CookieOut::Keep, How::Unchanged)));
         }
-        if let Some(totals) = rules.limits.refuse(record.data(), change) {
-            return Settled::Done(Err(StoreError::new(
-                StoreErrorKind::TooLarge,
-                format!(
-                    "a session size limit was passed: the write would make the session {} keys \
-                     and {} bytes of data; nothing was saved",
-                    totals.keys, totals.bytes
-                ),
-            )));
+        if ending.rotate && self.checks(&record.meta) {
+            // A rotation gives the session a new nonce and sign-in time, which no sign-out
+            // recorded while the request ran would name: checked again first.
+            return Settled::NeedsSave;
         }
-        // Resealing costs the same with or without a touch, so every reseal is one.
-        let touch = match change.persistent {
-            Some(persistent) => rules.touch.restart(persistent, now),
-            None => crate::record::Touch {
-                seen: now,
-                idle_deadline: rules.touch.idle_deadline(&meta, now),
-            },
-        };
-        touch.apply_to(&mut meta);
-        let nonce = if ending.rotate {
-            Nonce::generate()
-        } else {
-            nonce.clone()
-        };
-        let how = if ending.rotate {
-            How::Rotated
-        } else if change.is_empty() {
-            How::Unchanged
-        } else {
-            How::Written
-        };
-        // Sealed from the loaded record and the change, without copying the record first.
-        Settled::Done(
-            self.sealed_out(
-                saving,
-                &meta,
-                |out| write_data(record, Some(change), out),
-                &nonce,
-            )
-            .map(|cookie| Kept::new(cookie, how)),
-        )
+        Settled::Done(self.reseal(saving, record, cookie, meta))
     }
 
     fn save<'a>(&'a self, saving: &'a Saving<'a, Sealed>) -> StoreFuture<'a, Kept> {
-        // Sealing never waits on a store: once the record is loaded, settling answers.
-        match self.settle(saving) {
-            Settled::Done(out) => StoreFuture::ready(out),
-            Settled::NeedsRecord | Settled::NeedsSave => StoreFuture::ready(Err(StoreError::new(
-                StoreErrorKind::Other,
-                "client-side sessions: the cookie was not opened before the save",
-            ))),
-        }
+        let (Some(cookie), Some(Some(record))) = (saving.cookie, saving.loaded) else {
+            // Settling answers every case without an opened session.
+            return StoreFuture::ready(match self.settle(saving) {
+                Settled::Done(out) => out,
+                Settled::NeedsRecord | Settled::NeedsSave => Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "client-side sessions: the cookie was not opened before the save",
+                )),
+            });
+        };
+        StoreFuture::boxed(async move {
+            let opening = cookie.opening();
+            if saving.ending.destroyed {
+                if let Some(list) = &self.revocations {
+                    list.revoke_session(&opening.nonce, &record.meta, saving.now)
+                        .await?;
+                }
+                return destroyed(self.fresh_or_clear(saving));
+            }
+            if self.voided(&record.meta, opening, saving.now).await? {
+                // Signed out while the request ran: its writes start a new session, never
+                // bring the old one back.
+                return self.fresh_or_clear(saving);
+            }
+            let mut meta = record.meta.clone();
+            saving.ending.change.apply_meta(&mut meta);
+            self.reseal(saving, record, cookie, meta)
+        })
     }
 
     fn handle(&self, _: &Sealed) -> Option<SessionHandle> {
@@ -241,15 +244,120 @@ impl Keeper for Sealing {
 
     fn revoke_others<'a>(
         &'a self,
-        _: Option<&'a Sealed>,
-        _: &'a str,
-        _: OffsetDateTime,
+        keep: Option<&'a Sealed>,
+        user: &'a str,
+        now: OffsetDateTime,
     ) -> StoreFuture<'a, u64> {
-        StoreFuture::ready(Err(unsupported()))
+        let Some(list) = &self.revocations else {
+            return StoreFuture::ready(Err(unsupported()));
+        };
+        // The session asking is spared by its nonce, so every copy of its cookie (another
+        // tab's request in flight, say) keeps working.
+        let spare = keep
+            .and_then(|cookie| cookie.opened.get())
+            .map(|o| &o.nonce);
+        StoreFuture::boxed(async move {
+            list.revoke_user(user, spare, now).await?;
+            // How many sessions that voided, no server-side record says.
+            Ok(0)
+        })
     }
 }
 
 impl Sealing {
+    /// Whether opening a session with metadata `meta` asks anything of a server: the
+    /// revocation list, or the app's not-before check for a session with a user.
+    fn checks(&self, meta: &Metadata) -> bool {
+        self.revocations.is_some() || (self.not_before.is_some() && meta.user.is_some())
+    }
+
+    /// Whether the session opened from a cookie is void: signed out, or signed in before
+    /// its user's cut-off, the revocation list's or the app's.
+    async fn voided(
+        &self,
+        meta: &Metadata,
+        opening: &Opening,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let signed_in = opening.signed_in;
+        if let Some(list) = &self.revocations {
+            if list.is_revoked(&opening.nonce, now).await? {
+                return Ok(true);
+            }
+        }
+        let Some(user) = meta.user.as_deref() else {
+            return Ok(false);
+        };
+        if let Some(list) = &self.revocations {
+            let cut_off = list.cut_off(user, now).await?;
+            if cut_off.is_some_and(|c| c.voids(list, &opening.nonce, signed_in)) {
+                return Ok(true);
+            }
+        }
+        if let Some(not_before) = &self.not_before {
+            if not_before.check(user).await?.is_some_and(|t| signed_in < t) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The `Set-Cookie` that reseals the opened `record` with the request's change, its
+    /// metadata `meta` after the change.
+    fn reseal(
+        &self,
+        saving: &Saving<'_, Sealed>,
+        record: &Record,
+        cookie: &Sealed,
+        mut meta: Metadata,
+    ) -> Result<Kept, StoreError> {
+        let (ending, now) = (saving.ending, saving.now);
+        let rules = &saving.settings.rules;
+        let change = &ending.change;
+        if let Some(totals) = rules.limits.refuse(record.data(), change) {
+            return Err(StoreError::new(
+                StoreErrorKind::TooLarge,
+                format!(
+                    "a session size limit was passed: the write would make the session {} keys \
+                     and {} bytes of data; nothing was saved",
+                    totals.keys, totals.bytes
+                ),
+            ));
+        }
+        // Resealing costs the same with or without a touch, so every reseal is one.
+        let touch = match change.persistent {
+            Some(persistent) => rules.touch.restart(persistent, now),
+            None => crate::record::Touch {
+                seen: now,
+                idle_deadline: rules.touch.idle_deadline(&meta, now),
+            },
+        };
+        touch.apply_to(&mut meta);
+        let opening = cookie.opening();
+        // A rotation is a new sign-in as far as the not-before checks go: a fresh nonce and
+        // a fresh time.
+        let (nonce, signed_in) = if ending.rotate {
+            (Nonce::generate(), now)
+        } else {
+            (opening.nonce.clone(), opening.signed_in)
+        };
+        let how = if ending.rotate {
+            How::Rotated
+        } else if change.is_empty() {
+            How::Unchanged
+        } else {
+            How::Written
+        };
+        // Sealed from the loaded record and the change, without copying the record first.
+        self.sealed_out(
+            saving,
+            &meta,
+            signed_in,
+            |out| write_data(record, Some(change), out),
+            &nonce,
+        )
+        .map(|cookie| Kept::new(cookie, how))
+    }
     /// Opens the cookie and checks its deadlines: the live record, or `None` for a cookie
     /// that does not open or has expired.
     fn open_live(&self, cookie: &Sealed, now: OffsetDateTime) -> Option<Record> {
@@ -261,9 +369,13 @@ impl Sealing {
             observe::anonymous(Anonymous::Expired);
             return None;
         }
-        // Kept even if the not-before check then voids the record: it is only read for a
-        // record that loaded.
-        let _ = cookie.opened.set((opened.nonce, opened.old_key));
+        // Kept even if a check then voids the record: it is only read for a record that
+        // loaded, and to spare the session asking for "sign out everywhere else".
+        let _ = cookie.opened.set(Opening {
+            nonce: opened.nonce,
+            signed_in: opened.signed_in,
+            old_key: opened.old_key,
+        });
         Some(opened.record)
     }
 
@@ -276,6 +388,7 @@ impl Sealing {
                 .sealed_out(
                     saving,
                     &record.meta,
+                    record.meta.created,
                     |out| write_data(&record, None, out),
                     &Nonce::generate(),
                 )
@@ -290,11 +403,12 @@ impl Sealing {
         &self,
         saving: &Saving<'_, Sealed>,
         meta: &Metadata,
+        signed_in: OffsetDateTime,
         write_data: impl FnOnce(&mut Vec<u8>),
         nonce: &Nonce,
     ) -> Result<CookieOut, StoreError> {
         self.sealer
-            .seal_with(meta, write_data, nonce, |value| {
+            .seal_with(meta, signed_in, write_data, nonce, |value| {
                 CookieOut::Set(saving.settings.cookie(value, meta, saving.now))
             })
             .map_err(|bytes| {
@@ -306,8 +420,16 @@ impl Sealing {
     }
 }
 
+/// A save that ended the session, whatever it then kept of the request's later writes.
+fn destroyed(kept: Result<Kept, StoreError>) -> Result<Kept, StoreError> {
+    kept.map(|mut kept| {
+        kept.how = How::Destroyed;
+        kept
+    })
+}
+
 /// More than the JSON payload of a session with no data and no user takes (format, nonce,
-/// four times and the persistence flag).
+/// five times and the persistence flag).
 const FRESH_PAYLOAD_BOUND: usize = 160;
 
 /// At least as many bytes as `value` takes as JSON: numbers at their longest (24), every

@@ -24,10 +24,25 @@ pub const MAX_KEYS: usize = 16;
 /// rejected, and their requests are anonymous.
 ///
 /// Keys are raw secret bytes, at least [`MIN_KEY_LEN`] of them, from a CSPRNG (for example
-/// `openssl rand -base64 64`). Every byte counts: the layer derives its sealing keys from
-/// the whole of each key with HKDF-SHA256. A ring is refused if it is empty, if a key is
-/// too short or all one repeated byte (an all-zero placeholder, say), or if a key appears
-/// twice. There is no fallback key.
+/// `openssl rand -base64 64`, loaded with [`KeyRing::from_base64`]). Every byte counts: the
+/// layer derives its sealing keys from the whole of each key with HKDF-SHA256. A ring is
+/// refused if it is empty, if a key appears twice, or if a key is too short or visibly not
+/// random: one byte repeated (an all-zero placeholder), printable text (a passphrase, or a
+/// key passed still in base64), the same byte more than seven times in a row, or fewer than
+/// 32 distinct byte values. A real random key fails these checks with a chance below
+/// 10^-15. There is no fallback key.
+///
+/// # When to rotate
+///
+/// Rotate the first key before it has sealed 2^32 (about 4.3 billion) cookies. Encrypted
+/// cookies use AES-256-GCM with a random 96-bit nonce per seal, and past 2^32 seals under
+/// one key the chance that two seals share a nonce passes the 2^-32 that NIST SP 800-38D
+/// allows; a shared nonce lets an attacker forge cookies under that key. Every response
+/// that sets the cookie is one seal: a new session, a write, a rotation, and a touch once
+/// per touch step. At 1,000 seals a second the bound is reached in about 50 days; at 100 a
+/// second, in about 16 months. The count is per key, per purpose and per cookie name (each
+/// layer derives its own sealing key), and signed-only cookies (HMAC-SHA256) have no such
+/// bound, but rotating at least that often costs nothing: old cookies keep opening.
 ///
 /// A key ring is never printed: `Debug` shows only how many keys it holds.
 ///
@@ -55,7 +70,8 @@ impl KeyRing {
     /// # Errors
     ///
     /// A [`ConfigError`] if there is no key or more than [`MAX_KEYS`], if a key is shorter
-    /// than [`MIN_KEY_LEN`] bytes or is one byte repeated, or if two keys are equal.
+    /// than [`MIN_KEY_LEN`] bytes or visibly not random (see [`KeyRing`]), or if two keys
+    /// are equal. The message says which key, and never quotes it.
     ///
     /// ```
     /// use session_layer::KeyRing;
@@ -69,6 +85,10 @@ impl KeyRing {
     ///
     /// assert!(KeyRing::new(Vec::<Vec<u8>>::new()).is_err());
     /// assert!(KeyRing::new([[0u8; 64]]).is_err());
+    /// // A passphrase is text, not random bytes.
+    /// let passphrase = "correct horse battery staple, and then some more words to pad it";
+    /// let err = KeyRing::new([passphrase]).unwrap_err();
+    /// assert!(err.to_string().contains("openssl rand -base64 64"));
     /// # Ok::<(), session_layer::ConfigError>(())
     /// ```
     pub fn new<I>(keys: I) -> Result<Self, ConfigError>
@@ -99,9 +119,10 @@ impl KeyRing {
                     key.len()
                 ));
             }
-            if key.iter().all(|b| *b == key[0]) {
+            if let Some(why) = not_random(key) {
                 return bad(format!(
-                    "key {n} is one byte repeated (a placeholder?); use random bytes"
+                    "key {n} {why}, so it is not random bytes; generate each key with \
+                     `openssl rand -base64 64` and load that text with KeyRing::from_base64"
                 ));
             }
             if keys[..i].iter().any(|earlier| earlier == key) {
@@ -177,11 +198,17 @@ impl KeyRing {
     #[must_use]
     pub fn generate() -> Self {
         let mut key = vec![0u8; MIN_KEY_LEN];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut key)
-            .expect("the operating system's random number generator failed");
-        Self {
-            keys: vec![key.into()],
+        loop {
+            rand::rngs::OsRng
+                .try_fill_bytes(&mut key)
+                .expect("the operating system's random number generator failed");
+            // Held to the checks of `new` like any other key; a draw that fails them is
+            // rarer than one in 10^15.
+            if not_random(&key).is_none() {
+                return Self {
+                    keys: vec![key.into()],
+                };
+            }
         }
     }
 
@@ -206,6 +233,43 @@ impl KeyRing {
             .map(|material| derive_key(material, mode, purpose, cookie_name))
             .collect()
     }
+}
+
+/// The same byte this many times in a row is refused: 64 random bytes hold such a run
+/// with a chance of about 10^-15.
+const LONGEST_RUN: usize = 7;
+/// Fewer distinct byte values than this in a key is refused: 64 random bytes take about 56,
+/// and fewer than 32 with a chance far below 10^-15.
+const FEWEST_VALUES: usize = 32;
+
+/// Why `key` is visibly not random bytes from a CSPRNG, if it is. Each test refuses a real
+/// random key of at least [`MIN_KEY_LEN`] bytes with a chance far below 10^-15, and never
+/// names the key's contents.
+fn not_random(key: &[u8]) -> Option<String> {
+    if key.iter().all(|b| *b == key[0]) {
+        return Some("is one byte repeated (a placeholder?)".into());
+    }
+    // Random bytes are all printable ASCII with a chance of (95/256)^64, about 10^-28.
+    if key.iter().all(|b| (b' '..=b'~').contains(b)) {
+        return Some("is printable text (a passphrase, or a key still in base64 or hex?)".into());
+    }
+    let longest = key
+        .chunk_by(|a, b| a == b)
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    if longest > LONGEST_RUN {
+        return Some(format!("repeats one byte {longest} times in a row"));
+    }
+    let mut seen = [false; 256];
+    for b in key {
+        seen[usize::from(*b)] = true;
+    }
+    let values = seen.iter().filter(|s| **s).count();
+    if values < FEWEST_VALUES.min(key.len() / 2) {
+        return Some(format!("uses only {values} distinct byte values"));
+    }
+    None
 }
 
 /// HKDF-SHA256 (RFC 5869) of `material`, with the use spelled out, length-prefixed, in the

@@ -25,9 +25,9 @@
 //!
 //! # What is in the cookie
 //!
-//! The session's data, its idle and absolute deadlines, its persistence ("remember me")
-//! flag, its user, a random nonce and a format version, as a short text with the data as
-//! JSON, sealed by the `cookie` crate:
+//! The session's data, its idle and absolute deadlines, when it was signed in (created or
+//! last rotated), its persistence ("remember me") flag, its user, a random nonce and a
+//! format version, as a short text with the data as JSON, sealed by the `cookie` crate:
 //!
 //! - By default with its private jar: AES-256-GCM, a fresh random nonce per cookie. The
 //!   client can neither read nor change the session.
@@ -46,6 +46,10 @@
 //!   nothing. The touch step holds too: the cookie is resealed (and sent again) only when
 //!   the session changed, the idle deadline would move by more than the step, the session
 //!   rotates, or an old key opened it.
+//! - Sign-out, with a [revocation list](ClientSide::with_revocation_list): a signed-out
+//!   session's cookie, copied or re-issued, does not open again, and "sign out everywhere
+//!   else" voids the user's other sessions. A sign-in ([`Session::rotate`]) counts as a new
+//!   start for these checks, so the first sign-in after a user's cut-off lives.
 //! - Keys: the first key of the ring seals, every key opens; a cookie opened with an old key
 //!   is resealed with the first in the same response. Cookies only a removed key opens are
 //!   rejected.
@@ -58,26 +62,37 @@
 //!   later in the request that pushes it over (a very long user name) fails the response
 //!   with the layer's save error status instead. An oversized cookie is never sent.
 //!
-//! # What cannot be done without a server
+//! # Do not choose it when
 //!
-//! - **Revoking one cookie.** Sign-out ([`Session::destroy`](crate::Session::destroy))
-//!   sends a removal cookie, and rotation a new value, but a client that kept a copy of the
-//!   old value can present it until its own idle or absolute deadline passes: the server
-//!   keeps nothing to compare it with. Keep the idle timeout short. Changing the keys voids
-//!   every session at once. For one user, [`ClientSide::with_not_before`] voids the
-//!   sessions created before a time the app keeps (after a password change, say).
-//! - **Per-user listing and revocation.** [`Session::user_sessions`],
-//!   [`Session::revoke`] and [`Session::revoke_others`] return an error naming this
-//!   limitation when a user is set (and their empty results when none is);
-//!   [`Session::handle`] is always `None`.
-//! - **Large sessions.** Everything must fit in about 3 KB of JSON. Keep large data in your
-//!   own tables, or use a server-side store.
+//! - **Sign-out must hold at once, and there is no revocation list.** Sign-out
+//!   ([`Session::destroy`](crate::Session::destroy)) sends a removal cookie, and rotation a
+//!   new value, but without a list the server keeps nothing to compare a cookie with:
+//!   - a client that kept a **copy of the old value** can present it until its own idle or
+//!     absolute deadline passes;
+//!   - a **request in flight at the sign-out** (a slow upload, a poll from another tab)
+//!     that read the session before it reseals the signed-in session when it finishes,
+//!     and its `Set-Cookie` signs the browser in again.
+//!
+//!   The remedy is [`ClientSide::with_revocation_list`]: sign-out then records the session
+//!   in a store of your choice, and every request that opens a cookie checks it, so neither
+//!   a copy nor a re-issued cookie opens afterwards. Without a store, keep the idle timeout
+//!   short, use [`ClientSide::with_not_before`] to void a user's sessions signed in before
+//!   a time the app keeps (after a password change, say), or change the keys, which voids
+//!   every session at once.
+//! - **Sessions are listed or ended one by one.** [`Session::user_sessions`] and
+//!   [`Session::revoke`] return an error naming this limitation when a user is set (and
+//!   their empty results when none is); [`Session::handle`] is always `None`.
+//!   [`Session::revoke_others`] ("sign out everywhere else") works with a revocation list
+//!   and is an error without one.
+//! - **Sessions are large.** Everything must fit in about 3 KB of JSON. Keep large data in
+//!   your own tables, or use a server-side store.
 //!
 //! Choose client-side sessions for small sessions where no store is at hand or wanted (a
 //! stateless service, an edge deployment, a preference or a cart of a few items), and a
-//! store when sign-out must hold at once, when sessions are listed or revoked per user, or
-//! when they are large. The key ring is the one secret: anyone who learns a key can forge
-//! any session, so keep keys out of the code and the logs, and rotate them.
+//! store when sessions are listed or ended one by one, or when they are large. The key
+//! ring is the one secret: anyone who learns a key can forge any session, so keep keys out
+//! of the code and the logs, and rotate them before the first key has sealed 2^32 cookies
+//! ([`KeyRing`] says why and how).
 //!
 //! [`SessionLayerBuilder`]: crate::SessionLayerBuilder
 //! [`SessionLayer::client_side_builder`]: crate::SessionLayer::client_side_builder
@@ -85,9 +100,11 @@
 //! [`Session::revoke`]: crate::Session::revoke
 //! [`Session::revoke_others`]: crate::Session::revoke_others
 //! [`Session::handle`]: crate::Session::handle
+//! [`Session::rotate`]: crate::Session::rotate
 
 mod keeper;
 mod keyring;
+mod revocation;
 mod seal;
 #[cfg(test)]
 mod tests;
@@ -100,11 +117,13 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use self::keyring::{KeyRing, MAX_KEYS, MIN_KEY_LEN};
+use self::revocation::Revocations;
 pub use self::seal::MAX_COOKIE_BYTES;
 use self::seal::{Mode, Nonce, Sealer};
 use crate::config::ConfigError;
 use crate::record::Record;
-use crate::store::{StoreError, StoreErrorKind};
+use crate::settings::Settings;
+use crate::store::{SessionStore, StoreError, StoreErrorKind};
 
 /// The purpose keys are derived for when [`ClientSide::with_purpose`] is not called.
 pub const DEFAULT_PURPOSE: &str = "session-layer";
@@ -123,6 +142,7 @@ type NotBeforeFuture =
 /// | sealing | encrypted and authenticated (AES-256-GCM); [`signed_only`](Self::signed_only) for readable cookies |
 /// | purpose | `"session-layer"` |
 /// | not-before check | none |
+/// | revocation list | none: a copied cookie works until its deadline |
 ///
 /// ```
 /// use session_layer::{ClientSide, KeyRing, SessionLayer};
@@ -141,6 +161,7 @@ pub struct ClientSide {
     purpose: String,
     mode: Mode,
     not_before: Option<NotBefore>,
+    revocations: Option<Arc<dyn SessionStore>>,
 }
 
 impl ClientSide {
@@ -151,6 +172,7 @@ impl ClientSide {
             purpose: DEFAULT_PURPOSE.to_owned(),
             mode: Mode::Private,
             not_before: None,
+            revocations: None,
         }
     }
 
@@ -188,14 +210,17 @@ impl ClientSide {
     }
 
     /// A per-user "not before" time the app keeps: when a cookie's session has a user,
-    /// `check(user)` is awaited on the request's first read, and a session created before
+    /// `check(user)` is awaited on the request's first read, and a session signed in before
     /// the time it returns is void (the request is anonymous). Return `Ok(None)` when the
     /// user has no such time. Default: no check.
     ///
-    /// This is how client-side sessions get "sign out everywhere": store the time of the
-    /// sign-out (or of the password change) with the user. Rotation keeps a session's
-    /// creation time, so to keep the current session alive past a new not-before time,
-    /// [`destroy`](crate::Session::destroy) it and write it anew in the same request.
+    /// This is how client-side sessions get "sign out everywhere" from the app's own data:
+    /// store the time of the sign-out (or of the password change) with the user. A session
+    /// counts as created at its last rotation ([`rotate`](crate::Session::rotate), which
+    /// every sign-in calls): a sign-in after the not-before time lives, even if the session
+    /// it rotated is older. To keep the current session alive past a new not-before time,
+    /// rotate it in the same request. [`with_revocation_list`](Self::with_revocation_list)
+    /// keeps such times itself.
     ///
     /// The check runs once per request that reads a session with a user, so back it with
     /// something fast (a cache). If it fails, the session call fails with
@@ -233,8 +258,44 @@ impl ClientSide {
         self
     }
 
-    /// Checks the options against the cookie name and derives the sealing keys.
-    pub(crate) fn into_sealing(self, cookie_name: &str) -> Result<Sealing, ConfigError> {
+    /// Keeps a server-side revocation list in `store` (any [`SessionStore`]: a
+    /// [`MemoryStore`](crate::MemoryStore) for one process, the Redis, PostgreSQL or SQLite
+    /// store when several processes serve the app), so that sign-out holds:
+    ///
+    /// - [`Session::destroy`](crate::Session::destroy) records the session as signed out,
+    ///   under a key derived from its random nonce (never the cookie value), for as long as
+    ///   a copy of its cookie could live. A copied cookie does not open afterwards, and
+    ///   neither does one that a request in flight at the sign-out sends back.
+    /// - [`Session::revoke_others`](crate::Session::revoke_others) records a cut-off for the
+    ///   user: every other session of the user signed in before it is void. It answers `0`:
+    ///   how many sessions that ended, no record says.
+    /// - Every request that opens a cookie checks the list: one store read, two for a
+    ///   session with a user. A request that rotates the session checks again before
+    ///   resealing, so a rotation cannot carry a signed-out session on.
+    ///
+    /// The list holds small records of its own, which need no migration beyond the store's
+    /// own, and expire by themselves (the memory store and SQL stores remove them with
+    /// their expired sessions). A failing list fails the request (the session is neither
+    /// used nor dropped, and a sign-out that was not recorded is an error), as a failing
+    /// store does. Default: no list.
+    ///
+    /// ```
+    /// use session_layer::{ClientSide, KeyRing, MemoryStore, SessionLayer};
+    ///
+    /// // One process: a memory store. Several: RedisStore, PostgresStore, SqliteStore.
+    /// let layer = SessionLayer::client_side(
+    ///     ClientSide::new(KeyRing::generate()).with_revocation_list(MemoryStore::default()),
+    /// );
+    /// # let _ = layer;
+    /// ```
+    pub fn with_revocation_list(mut self, store: impl SessionStore) -> Self {
+        self.revocations = Some(Arc::new(store));
+        self
+    }
+
+    /// Checks the options against the layer's settings and derives the sealing keys.
+    pub(crate) fn into_sealing(self, settings: &Settings) -> Result<Sealing, ConfigError> {
+        let cookie_name = &*settings.cookie_name;
         if self.purpose.is_empty() || self.purpose.len() > 255 {
             return Err(ConfigError::new(
                 "client-side sessions: the purpose must be 1 to 255 bytes long",
@@ -256,9 +317,13 @@ impl ClientSide {
                  4,096 bytes browsers keep; use a short name",
             ));
         }
+        let revocations = self
+            .revocations
+            .map(|store| Revocations::new(store, &self.purpose, cookie_name, settings));
         Ok(Sealing {
             sealer,
             not_before: self.not_before,
+            revocations,
         })
     }
 }
@@ -276,6 +341,7 @@ impl fmt::Debug for ClientSide {
             .field("purpose", &self.purpose)
             .field("signed_only", &(self.mode == Mode::Signed))
             .field("not_before", &self.not_before.is_some())
+            .field("revocation_list", &self.revocations.is_some())
             .finish()
     }
 }
@@ -301,6 +367,7 @@ impl NotBefore {
 pub(crate) struct Sealing {
     sealer: Sealer,
     not_before: Option<NotBefore>,
+    revocations: Option<Revocations>,
 }
 
 impl fmt::Debug for Sealing {
@@ -308,13 +375,15 @@ impl fmt::Debug for Sealing {
         f.debug_struct("Sealing")
             .field("sealer", &self.sealer)
             .field("not_before", &self.not_before.is_some())
+            .field("revocations", &self.revocations)
             .finish()
     }
 }
 
 /// Opens `data` as a sealed cookie value, and seals it as a payload and opens that, under
-/// fixed keys, in both modes; it never panics. The entry point of the `unseal` fuzz target.
-/// Not part of the API.
+/// fixed keys, in both modes; a payload that opens reseals to the same record and sign-in
+/// time. It panics only if that fails. The entry point of the `unseal` fuzz target. Not
+/// part of the API.
 #[doc(hidden)]
 pub fn fuzz_unseal(data: &[u8]) {
     use std::sync::OnceLock;
@@ -344,7 +413,22 @@ pub fn fuzz_unseal(data: &[u8]) {
         }
         if let Ok(text) = std::str::from_utf8(data) {
             if let Some(opened) = sealer.open(&sealer.seal_raw(text)) {
-                let _ = sealer.seal(&opened.record, &Nonce::generate());
+                let resealed = sealer.seal_with(
+                    &opened.record.meta,
+                    opened.signed_in,
+                    |out| seal::write_data(&opened.record, None, out),
+                    &Nonce::generate(),
+                    str::to_owned,
+                );
+                // Too large to send is a typed error, not a failure.
+                if let Ok(value) = resealed {
+                    let again = sealer.open(&value).expect("a resealed payload opens");
+                    assert_eq!(again.record, opened.record, "resealing changed the record");
+                    assert_eq!(
+                        again.signed_in, opened.signed_in,
+                        "resealing changed the time"
+                    );
+                }
             }
         }
     }

@@ -5,15 +5,19 @@
 //! (data only, never code), paired with the owner when the session has one:
 //!
 //! ```text
-//! 3.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<0|1>.{<data>}
-//! 3.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<0|1>.["<user>",{<data>}]
+//! 4.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<0|1>.{<data>}
+//! 4.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<0|1>.["<user>",{<data>}]
 //! ```
 //!
 //! Times are milliseconds: `created` since the Unix epoch, the others as the differences
-//! above, which take about half the digits. Every byte of the payload is paid for on every
-//! request that opens or seals it (encryption, authentication, base64 both ways), so fixed
-//! fields before the JSON keep it short and cheap to read. Format 2 (every time since the
-//! epoch, the owner always written as `[<user|null>,{<data>}]`) is still read.
+//! above, which take about half the digits. "Signed in" is when the session was created or
+//! last rotated (a sign-in rotates it): the time the not-before checks compare, so the
+//! first sign-in after a user's "sign out everywhere" lives although the session it rotated
+//! is older. Every byte of the payload is paid for on every request that opens or seals it
+//! (encryption, authentication, base64 both ways), so fixed fields before the JSON keep it
+//! short and cheap to read. Format 3 (no sign-in time: it is the creation time) and format
+//! 2 (every time since the epoch, the owner always written as `[<user|null>,{<data>}]`, no
+//! sign-in time) are still read.
 //!
 //! The `cookie` crate seals the payload: its private jar (AES-256-GCM, with the cookie name
 //! as associated data) by default, or its signed jar (HMAC-SHA256) in signed-only mode,
@@ -26,15 +30,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use cookie::{Cookie, CookieJar, Key};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::clock::millis;
 use crate::record::{Change, Metadata, Record};
 
 /// The format of the sealed payload this crate writes.
-const FORMAT_TEXT: &str = "3";
-/// The previous format, still read so that sessions sealed before an upgrade stay valid:
-/// times as absolute milliseconds, and the owner always written. A cookie of any other
-/// version is rejected.
+const FORMAT_TEXT: &str = "4";
+/// Earlier formats, still read so that sessions sealed before an upgrade stay valid: 3 has
+/// no sign-in time; 2 has none either, writes times as absolute milliseconds and always
+/// writes the owner. A cookie of any other version is rejected.
+const FORMAT_3_TEXT: &str = "3";
 const FORMAT_2_TEXT: &str = "2";
 /// Browsers keep a cookie only while its name and value together fit in this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
@@ -148,16 +154,29 @@ impl Nonce {
     fn read(text: &str) -> Option<Self> {
         text.as_bytes().try_into().ok().map(Self)
     }
+
+    /// The nonce's text, to derive a revocation list's key from.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
-/// Writes the payload of `record` (see the module docs for the format).
+/// Writes the payload of `record`, signed in when it was created (see the module docs for
+/// the format).
 fn write_payload(record: &Record, nonce: &Nonce) -> String {
-    write_payload_parts(&record.meta, |out| write_data(record, None, out), nonce)
+    write_payload_parts(
+        &record.meta,
+        record.meta.created,
+        |out| write_data(record, None, out),
+        nonce,
+    )
 }
 
-/// Writes the payload of a record with metadata `m` and the data `write_data` writes.
+/// Writes the payload of a record with metadata `m`, signed in at `signed_in`, and the
+/// data `write_data` writes.
 fn write_payload_parts(
     m: &Metadata,
+    signed_in: OffsetDateTime,
     write_data: impl FnOnce(&mut Vec<u8>),
     nonce: &Nonce,
 ) -> String {
@@ -173,6 +192,7 @@ fn write_payload_parts(
         last_seen - created,
         millis::of(m.idle_deadline) - last_seen,
         millis::of(m.absolute_deadline) - created,
+        millis::of(signed_in) - created,
     ] {
         out.push(b'.');
         out.extend_from_slice(number.format(field).as_bytes());
@@ -192,8 +212,9 @@ fn write_payload_parts(
     String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
 }
 
-/// Reads a payload `write_payload` wrote, or one of format 2; `None` for anything else.
-fn read_payload(text: &str) -> Option<(Record, Nonce)> {
+/// Reads a payload `write_payload` wrote, or one of formats 3 and 2: the record, its nonce
+/// and when it was signed in. `None` for anything else.
+fn read_payload(text: &str) -> Option<(Record, Nonce, OffsetDateTime)> {
     let mut rest = text;
     // The fixed fields end at a `.`; the JSON after the last of them may hold more.
     let mut field = || {
@@ -202,15 +223,21 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
         rest = tail;
         Some(field)
     };
-    let relative = match field()? {
-        FORMAT_TEXT => true,
-        FORMAT_2_TEXT => false,
+    let (relative, has_signed_in) = match field()? {
+        FORMAT_TEXT => (true, true),
+        FORMAT_3_TEXT => (true, false),
+        FORMAT_2_TEXT => (false, false),
         _ => return None,
     };
     let nonce = Nonce::read(field()?)?;
     let mut number = || field()?.parse::<i64>().ok();
     let [created, mut last_seen, mut idle_deadline, mut absolute_deadline] =
         [number()?, number()?, number()?, number()?];
+    let signed_in = if has_signed_in {
+        created.checked_add(number()?)?
+    } else {
+        created
+    };
     if relative {
         last_seen = created.checked_add(last_seen)?;
         idle_deadline = last_seen.checked_add(idle_deadline)?;
@@ -226,8 +253,13 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
     } else {
         serde_json::from_str(rest).ok()?
     };
-    let [created, last_seen, idle_deadline, absolute_deadline] =
-        millis::from_each([created, last_seen, idle_deadline, absolute_deadline])?;
+    let [created, last_seen, idle_deadline, absolute_deadline, signed_in] = millis::from_each([
+        created,
+        last_seen,
+        idle_deadline,
+        absolute_deadline,
+        signed_in,
+    ])?;
     let meta = Metadata {
         created,
         last_seen,
@@ -236,7 +268,7 @@ fn read_payload(text: &str) -> Option<(Record, Nonce)> {
         persistent,
         user,
     };
-    Some((Record::from_parts(data, meta), nonce))
+    Some((Record::from_parts(data, meta), nonce, signed_in))
 }
 
 /// The cookie name as the `cookie` crate takes it (`Cookie<'static>`), so that opening and
@@ -259,6 +291,8 @@ pub(super) fn interned(name: String) -> &'static str {
 pub(crate) struct Opened {
     pub(crate) record: Record,
     pub(crate) nonce: Nonce,
+    /// When the session was created or last rotated.
+    pub(crate) signed_in: OffsetDateTime,
     /// Opened by a key other than the first: the response reseals it with the first.
     pub(crate) old_key: bool,
 }
@@ -311,11 +345,13 @@ impl Sealer {
         self.cookie_name.len() + self.mode.sealed_len(json)
     }
 
-    /// Seals `record` with the first key, or says how large the cookie would have been if
-    /// it does not fit the browser budget.
+    /// Seals `record`, signed in when it was created, with the first key, or says how
+    /// large the cookie would have been if it does not fit the browser budget.
+    #[cfg(test)]
     pub(crate) fn seal(&self, record: &Record, nonce: &Nonce) -> Result<String, usize> {
         self.seal_with(
             &record.meta,
+            record.meta.created,
             |out| write_data(record, None, out),
             nonce,
             str::to_owned,
@@ -328,11 +364,13 @@ impl Sealer {
     pub(crate) fn seal_with<R>(
         &self,
         meta: &Metadata,
+        signed_in: OffsetDateTime,
         write_data: impl FnOnce(&mut Vec<u8>),
         nonce: &Nonce,
         use_value: impl FnOnce(&str) -> R,
     ) -> Result<R, usize> {
-        self.seal_text(write_payload_parts(meta, write_data, nonce), |value| {
+        let payload = write_payload_parts(meta, signed_in, write_data, nonce);
+        self.seal_text(payload, |value| {
             let len = self.cookie_name.len() + value.len();
             if len > MAX_COOKIE_BYTES {
                 return Err(len);
@@ -368,10 +406,11 @@ impl Sealer {
             self.open_with(key, value, read_payload)
                 .map(|opened| (opened, i))
         })?;
-        let (record, nonce) = opened?;
+        let (record, nonce, signed_in) = opened?;
         Some(Opened {
             record,
             nonce,
+            signed_in,
             old_key: index > 0,
         })
     }

@@ -21,9 +21,10 @@ use super::{fuzz_unseal, ClientSide, KeyRing};
 use crate::record::Record;
 use crate::{Session, SessionError, SessionLayer, DEFAULT_COOKIE_NAME};
 
+/// A test key: distinct bytes across the whole range, so not text, as a ring requires.
 fn key(seed: u8) -> Vec<u8> {
-    (0..64)
-        .map(|i| seed.wrapping_mul(31).wrapping_add(i))
+    (0..64u8)
+        .map(|i| seed.wrapping_mul(31).wrapping_add(i.wrapping_mul(7)))
         .collect()
 }
 
@@ -158,41 +159,59 @@ fn a_value_sealed_for_another_purpose_name_or_mode_does_not_open() {
     assert!(sealer(Mode::Signed, "x", "__Host-a").open(&value).is_none());
 }
 
-/// One session in the payload format this crate writes (3: times after the first as
-/// differences, the owner only when there is one) and in the one it wrote before (2).
+/// One session in the payload format this crate writes (4: times after the first as
+/// differences, the sign-in time, the owner only when there is one) and in the ones it
+/// wrote before (3: no sign-in time; 2: absolute times, the owner always written).
+const FORMAT_4: &str = r#"4.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0.0.{}"#;
 const FORMAT_3: &str = r#"3.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0.{}"#;
 const FORMAT_2: &str = r#"2.AAAAAAAAAAAAAAAAAAAAAA.1.1.9999999999999.9999999999999.0.[null,{}]"#;
 
 #[test]
-fn a_session_sealed_in_format_2_still_opens_as_it_did() {
+fn sessions_sealed_in_formats_2_and_3_still_open_as_they_did() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        for (old, new) in [
-            (FORMAT_2.to_owned(), FORMAT_3.to_owned()),
+        for (old, older, new) in [
             (
-                FORMAT_2.replace("[null,{}]", r#"["alice",{"n":7}]"#),
+                FORMAT_3.to_owned(),
+                FORMAT_2.to_owned(),
+                FORMAT_4.to_owned(),
+            ),
+            (
                 FORMAT_3.replace(".{}", r#".["alice",{"n":7}]"#),
+                FORMAT_2.replace("[null,{}]", r#"["alice",{"n":7}]"#),
+                FORMAT_4.replace(".{}", r#".["alice",{"n":7}]"#),
             ),
         ] {
-            let old = s.open(&s.seal_raw(&old)).expect("a format-2 payload opens");
-            let new = s.open(&s.seal_raw(&new)).expect("a format-3 payload opens");
-            assert_eq!(old.record, new.record, "{mode:?}");
-            assert_eq!(old.record.meta.created.unix_timestamp_nanos(), 1_000_000);
+            let older = s
+                .open(&s.seal_raw(&older))
+                .expect("a format-2 payload opens");
+            let old = s.open(&s.seal_raw(&old)).expect("a format-3 payload opens");
+            let new = s.open(&s.seal_raw(&new)).expect("a format-4 payload opens");
+            for opened in [&older, &old] {
+                assert_eq!(opened.record, new.record, "{mode:?}");
+                // Signed in when created, as every session was before sign-in times.
+                assert_eq!(opened.signed_in, opened.record.meta.created, "{mode:?}");
+            }
+            assert_eq!(new.record.meta.created.unix_timestamp_nanos(), 1_000_000);
             assert_eq!(
-                old.record.meta.absolute_deadline.unix_timestamp_nanos(),
+                new.record.meta.absolute_deadline.unix_timestamp_nanos(),
                 9_999_999_999_999_000_000
             );
         }
+        // A sign-in time after the creation is read back.
+        let rotated = FORMAT_4.replace(".0.0.{}", ".5.0.{}");
+        let opened = s.open(&s.seal_raw(&rotated)).unwrap();
+        assert_eq!(opened.signed_in.unix_timestamp_nanos(), 6_000_000);
         // What this crate seals now opens to the record sealed.
         let record = record();
         let sealed = s.seal(&record, &Nonce::generate()).unwrap();
         assert_eq!(s.open(&sealed).unwrap().record, record, "{mode:?}");
     }
-    // And it is format 3: a signed-only cookie shows its payload.
+    // And it is format 4: a signed-only cookie shows its payload.
     let signed = sealer(Mode::Signed, "app", DEFAULT_COOKIE_NAME);
     let value = signed.seal(&record(), &Nonce::generate()).unwrap();
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(&value[44..]).unwrap()).unwrap();
-    assert!(payload.starts_with("3."), "{payload}");
+    assert!(payload.starts_with("4."), "{payload}");
     assert!(payload.ends_with(r#".["alice",{"visits":3}]"#), "{payload}");
 }
 
@@ -200,7 +219,7 @@ fn a_session_sealed_in_format_2_still_opens_as_it_did() {
 fn payloads_of_another_version_or_shape_are_rejected() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        for (good, version) in [(FORMAT_2, "2."), (FORMAT_3, "3.")] {
+        for (good, version) in [(FORMAT_2, "2."), (FORMAT_3, "3."), (FORMAT_4, "4.")] {
             assert!(
                 s.open(&s.seal_raw(good)).is_some(),
                 "{mode:?}: the control payload {good}"
@@ -209,7 +228,8 @@ fn payloads_of_another_version_or_shape_are_rejected() {
             let fields = &good[..good.len() - tail.len()];
             for bad in [
                 good.replacen(version, "1.", 1),
-                good.replacen(version, "4.", 1),
+                good.replacen(version, "5.", 1),
+                good.replacen(version, if version == "4." { "3." } else { "4." }, 1),
                 good.replacen(version, "", 1),
                 // A field missing, added, or not a number.
                 good.replace(".9999999999999.0.", ".0.")
@@ -229,6 +249,9 @@ fn payloads_of_another_version_or_shape_are_rejected() {
                 format!("{fields}[1]"),
                 format!("{fields}{{"),
                 fields.to_owned(),
+                // Format 4's sign-in time: not a number, or past what a time holds.
+                FORMAT_4.replace(".0.0.{}", ".x.0.{}"),
+                FORMAT_4.replace(".0.0.{}", ".9223372036854775807.0.{}"),
             ] {
                 assert!(
                     s.open(&s.seal_raw(&bad)).is_none(),

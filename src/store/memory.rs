@@ -7,7 +7,14 @@
 //! sessions with a [`StoreErrorKind::Full`] error (the request fails with a server error)
 //! rather than silently logging out live users. Expired records are removed when a load
 //! finds them, by a sweep of one shard every few hundred creations, and by
-//! [`delete_expired`](SessionStore::delete_expired).
+//! [`delete_expired`](SessionStore::delete_expired) (run it on a timer with
+//! [`spawn_cleanup`](super::spawn_cleanup)).
+//!
+//! A create at capacity costs a bounded amount of work however large the store: it sweeps
+//! the next shards in turn until about a thousand records were examined (at least one
+//! shard; all of them in a small store), and at most once a second. A create that then
+//! still finds no room is refused at once, so a flood of new sessions against a full store
+//! cannot make every request walk the whole store.
 //!
 //! Each session is kept packed in one allocation (times as integers, the data as JSON text).
 //! A load decodes it, a touch writes the times in place, and a change is applied by the
@@ -30,7 +37,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use time::OffsetDateTime;
@@ -51,6 +58,12 @@ use packed::Packed;
 const SHARDS: usize = 80;
 /// One shard is swept for expired records every this many creations.
 const SWEEP_EVERY: usize = 256;
+/// A create at capacity sweeps shards until it has examined this many records (at least
+/// one shard), so its cost does not grow with the store.
+const SWEEP_BUDGET: usize = 1024;
+/// Creates at capacity sweep at most once in this many milliseconds of the layer's clock;
+/// the others are refused without sweeping.
+const FULL_SWEEP_EVERY_MS: i64 = 1000;
 /// The default capacity, in sessions.
 pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
@@ -88,6 +101,10 @@ struct Inner {
     len: AtomicUsize,
     capacity: usize,
     creations: AtomicUsize,
+    /// The shard the next sweep takes: sweeps go round the shards in turn.
+    next_sweep: AtomicUsize,
+    /// When a create at capacity last swept, in milliseconds since the epoch.
+    full_swept_at: AtomicI64,
 }
 
 impl Default for MemoryStore {
@@ -99,6 +116,8 @@ impl Default for MemoryStore {
                 len: AtomicUsize::new(0),
                 capacity: DEFAULT_CAPACITY,
                 creations: AtomicUsize::new(0),
+                next_sweep: AtomicUsize::new(0),
+                full_swept_at: AtomicI64::new(i64::MIN),
             }),
         }
     }
@@ -163,12 +182,15 @@ impl MemoryStore {
         removed
     }
 
-    /// Removes expired records from one shard; returns how many.
-    fn sweep_shard(&self, index: usize, now: OffsetDateTime, limit: usize) -> u64 {
+    /// Removes expired records from one shard; returns how many, and how many records the
+    /// shard held.
+    fn sweep_shard(&self, index: usize, now: OffsetDateTime, limit: usize) -> (u64, usize) {
         let mut owned = Vec::new();
         let mut removed = 0u64;
+        let examined;
         {
             let mut shard = lock(&self.inner.shards[index]);
+            examined = shard.len();
             let dead: Vec<StorageKey> = shard
                 .iter()
                 .filter(|(_, r)| !r.is_live(now))
@@ -187,20 +209,44 @@ impl MemoryStore {
         for (key, user) in owned {
             self.unindex(&key, &user);
         }
-        removed
+        (removed, examined)
+    }
+
+    /// Sweeps the next shard in turn; answers how many records it held.
+    fn sweep_next(&self, now: OffsetDateTime) -> usize {
+        let index = self.inner.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        self.sweep_shard(index, now, usize::MAX).1
+    }
+
+    /// Whether a create at capacity at `now` may sweep: the first in each interval may.
+    fn claim_full_sweep(&self, now: OffsetDateTime) -> bool {
+        let now = crate::clock::millis::of(now);
+        let last = &self.inner.full_swept_at;
+        let seen = last.load(Ordering::Relaxed);
+        // A clock that went back (another request's `now`) counts as within the interval.
+        now.saturating_sub(seen) >= FULL_SWEEP_EVERY_MS
+            && last
+                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Makes room for one more record, or says the store is full.
     fn reserve(&self, now: OffsetDateTime) -> Result<(), StoreError> {
         let n = self.inner.creations.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(SWEEP_EVERY) {
-            self.sweep_shard((n / SWEEP_EVERY) % SHARDS, now, usize::MAX);
+            self.sweep_next(now);
         }
         if self.len() < self.inner.capacity {
             return Ok(());
         }
-        for index in 0..SHARDS {
-            self.sweep_shard(index, now, usize::MAX);
+        if self.claim_full_sweep(now) {
+            let mut examined = 0;
+            for _ in 0..SHARDS {
+                examined += self.sweep_next(now);
+                if examined >= SWEEP_BUDGET {
+                    break;
+                }
+            }
         }
         if self.len() < self.inner.capacity {
             Ok(())
@@ -208,8 +254,10 @@ impl MemoryStore {
             Err(StoreError::new(
                 StoreErrorKind::Full,
                 format!(
-                    "the memory store holds its capacity of {} live sessions; raise it with \
-                     MemoryStore::with_capacity or use a server-side store",
+                    "the memory store holds its capacity of {} sessions, and a create at \
+                     capacity sweeps expired ones at most once a second; raise the capacity \
+                     with MemoryStore::with_capacity, sweep on a timer with spawn_cleanup, or \
+                     use a server-side store",
                     self.inner.capacity
                 ),
             ))
@@ -402,7 +450,7 @@ impl MemoryStore {
             if removed as usize >= batch {
                 break;
             }
-            removed += self.sweep_shard(index, now, batch - removed as usize);
+            removed += self.sweep_shard(index, now, batch - removed as usize).0;
         }
         removed
     }

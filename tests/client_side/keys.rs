@@ -190,3 +190,83 @@ fn the_builders_cookie_checks_still_run_in_client_side_mode() {
     assert!(err.to_string().contains("purpose"), "{err}");
     assert!(build(|b| b.with_plain_http_for_development()).is_ok());
 }
+
+/// `n` bytes from the operating system's CSPRNG, as `openssl rand` gives them.
+fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::TryRngCore as _;
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn passphrases_and_long_runs_are_refused_pointing_at_openssl() {
+    use base64::Engine as _;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let passphrase = "correct horse battery staple, and then some more words to pad it";
+    assert_eq!(passphrase.len(), 64);
+    // Printable ASCII drawn at random is still text, not 64 random bytes.
+    let printable: Vec<u8> = random_bytes(64).iter().map(|b| b' ' + b % 95).collect();
+    let mut run = random_bytes(64);
+    run[20..28].fill(0);
+    let mut long_run = random_bytes(128);
+    long_run[64..96].fill(0xFF);
+    let few_values: Vec<u8> = random_bytes(64).iter().map(|b| b % 4).collect();
+    let refused = [
+        ("a passphrase", KeyRing::new([passphrase])),
+        ("random printable ASCII", KeyRing::new([&printable])),
+        (
+            "a key still in base64",
+            KeyRing::new([base64(&random_bytes(64))]),
+        ),
+        (
+            "a base64-encoded passphrase",
+            KeyRing::from_base64([base64(passphrase.as_bytes())]),
+        ),
+        ("eight zero bytes in a row", KeyRing::new([&run])),
+        ("a run of 32", KeyRing::new([&long_run])),
+        ("four byte values", KeyRing::new([&few_values])),
+        (
+            "a passphrase as the second key",
+            KeyRing::new([random_bytes(64), passphrase.as_bytes().to_vec()]),
+        ),
+    ];
+    for (what, result) in refused {
+        let err = result.expect_err(what).to_string();
+        assert!(
+            err.contains("openssl rand -base64 64") && err.contains("not random"),
+            "{what}: {err}"
+        );
+        assert!(
+            !err.contains("horse"),
+            "{what}: the message quotes the key: {err}"
+        );
+    }
+    let err = KeyRing::new([random_bytes(64), passphrase.as_bytes().to_vec()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key 2"), "{err}");
+}
+
+#[test]
+fn many_generated_random_keys_are_accepted() {
+    use base64::Engine as _;
+    for _ in 0..100_000 {
+        let key = random_bytes(64);
+        if let Err(err) = KeyRing::new([&key]) {
+            panic!("a random 64-byte key was refused: {err}");
+        }
+    }
+    for len in [65, 96, 128, 1024] {
+        for _ in 0..1_000 {
+            let text = base64::engine::general_purpose::STANDARD.encode(random_bytes(len));
+            if let Err(err) = KeyRing::from_base64([&text]) {
+                panic!("a random {len}-byte key was refused: {err}");
+            }
+        }
+    }
+    // The ring a test or a development server generates passes the same checks.
+    for _ in 0..1_000 {
+        let _ = SessionLayer::client_side(KeyRing::generate());
+    }
+}

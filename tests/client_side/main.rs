@@ -7,6 +7,7 @@ mod behaviours;
 mod budget;
 mod keys;
 mod revocation;
+mod revocation_list;
 mod tampering;
 
 use std::time::Duration;

@@ -91,6 +91,33 @@ async fn a_not_before_time_voids_the_users_older_sessions() {
 }
 
 #[tokio::test]
+async fn the_first_sign_in_after_a_not_before_time_lives() {
+    // A visitor's session starts before the user's "sign out everywhere" (a cart, a
+    // consent choice), and the sign-in that follows rotates it: the sign-in is after the
+    // cut-off, so the session lives, with its data.
+    for signed in [false, true] {
+        let clock = MockClock::new();
+        let times = Times::default();
+        let mut browser = Browser::new(revocable(signed, &times, &clock));
+        assert_eq!(browser.get("/count").await.body, "1");
+        clock.advance(minutes(1));
+        times.lock().unwrap().insert("alice".into(), clock.now());
+        clock.advance(minutes(1));
+        browser.get("/login").await;
+        assert_eq!(
+            browser.get("/whoami").await.body,
+            "Some(\"alice\") false",
+            "signed={signed}: the sign-in after the cut-off was voided"
+        );
+        assert_eq!(browser.get("/read").await.body, "1", "signed={signed}");
+        // A sign-out everywhere after that sign-in still ends it.
+        clock.advance(minutes(1));
+        times.lock().unwrap().insert("alice".into(), clock.now());
+        assert_eq!(browser.get("/whoami").await.body, "None false");
+    }
+}
+
+#[tokio::test]
 async fn a_write_unread_after_sign_out_everywhere_starts_a_new_session() {
     // The save has to open the cookie and wait for the not-before check before it reseals.
     let clock = MockClock::new();
