@@ -179,7 +179,10 @@ impl ExpiryConfig {
             ("idle timeout", self.idle),
             ("persistent idle timeout", self.persistent_idle),
             ("absolute timeout", self.absolute),
-            ("longest session lifetime", self.max_lifetime.unwrap_or_default()),
+            (
+                "longest session lifetime",
+                self.max_lifetime.unwrap_or_default(),
+            ),
             ("touch step", self.touch_step),
         ] {
             if value > MAX_TIMEOUT {

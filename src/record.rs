@@ -59,7 +59,11 @@ pub struct Metadata {
     /// The session's own idle timeout, in whole milliseconds
     /// ([`Session::set_idle_timeout`](crate::Session::set_idle_timeout)); `None` for the
     /// layer's timeout of its persistence class.
-    #[serde(default, with = "optional_millis", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "optional_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout: Option<Duration>,
 }
 
@@ -75,7 +79,9 @@ mod optional_millis {
             .serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<i64>::deserialize(d)?.map(Duration::milliseconds))
     }
 }

@@ -55,7 +55,10 @@ impl Settings {
 
     /// `idle` as a session's own idle timeout, or why it is refused: the limits the
     /// builder sets on the layer's idle timeouts.
-    pub(crate) fn own_idle_timeout(&self, idle: std::time::Duration) -> Result<time::Duration, String> {
+    pub(crate) fn own_idle_timeout(
+        &self,
+        idle: std::time::Duration,
+    ) -> Result<time::Duration, String> {
         if idle > MAX_TIMEOUT {
             return Err(format!(
                 "an idle timeout longer than the largest accepted, {MAX_TIMEOUT_DAYS} days \

@@ -162,8 +162,8 @@ async fn no_log_line_contains_a_session_id() {
 #[tokio::test]
 async fn the_cookie_max_age_follows_a_sessions_own_expiry_across_a_rotation() {
     use reqwest::Method;
-    use session_layer::testing::MockClock;
     use session_layer::clock::Clock as _;
+    use session_layer::testing::MockClock;
     use session_layer_test_support::app::{call, routes, serve};
 
     let clock = MockClock::new();
@@ -181,12 +181,18 @@ async fn the_cookie_max_age_follows_a_sessions_own_expiry_across_a_rotation() {
     let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
 
     let created = call(&client, addr, Method::POST, "/set/cart/apple", None).await;
-    assert_eq!(created.max_age, None, "a browser-only session's cookie got a Max-Age");
+    assert_eq!(
+        created.max_age, None,
+        "a browser-only session's cookie got a Max-Age"
+    );
     let id = created.cookie.expect("a session cookie");
 
     // Its own idle timeout: ten minutes from this request.
     let idle = call(&client, addr, Method::POST, "/idle-timeout/600", Some(&id)).await;
-    assert_eq!((idle.cookie.as_deref(), idle.max_age), (Some(&*id), Some(600)));
+    assert_eq!(
+        (idle.cookie.as_deref(), idle.max_age),
+        (Some(&*id), Some(600))
+    );
 
     // Its own end time, five minutes away: nearer than the idle deadline.
     let end = clock.now().unix_timestamp() + 300;
@@ -198,7 +204,11 @@ async fn the_cookie_max_age_follows_a_sessions_own_expiry_across_a_rotation() {
     let rotated = call(&client, addr, Method::POST, "/rotate", Some(&id)).await;
     let new_id = rotated.cookie.expect("a rotated cookie");
     assert_ne!(new_id, id);
-    assert_eq!(rotated.max_age, Some(240), "rotation lost the session's own end time");
+    assert_eq!(
+        rotated.max_age,
+        Some(240),
+        "rotation lost the session's own end time"
+    );
     let old = call(&client, addr, Method::GET, "/get/cart", Some(&id)).await;
     assert_eq!(old.body, "none", "the old ID still worked");
 
@@ -216,8 +226,22 @@ async fn the_cookie_max_age_follows_a_sessions_own_expiry_across_a_rotation() {
     call(&client, addr, Method::POST, "/idle-timeout/900", Some(&id)).await;
     clock.advance(minutes(5));
     let rotated = call(&client, addr, Method::POST, "/rotate", Some(&id)).await;
-    assert_eq!(rotated.max_age, Some(900), "rotation lost the session's own idle timeout");
+    assert_eq!(
+        rotated.max_age,
+        Some(900),
+        "rotation lost the session's own idle timeout"
+    );
     clock.advance(minutes(16));
-    let gone = call(&client, addr, Method::GET, "/get/cart", rotated.cookie.as_deref()).await;
-    assert_eq!(gone.body, "none", "the session outlived its own idle timeout");
+    let gone = call(
+        &client,
+        addr,
+        Method::GET,
+        "/get/cart",
+        rotated.cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(
+        gone.body, "none",
+        "the session outlived its own idle timeout"
+    );
 }

@@ -244,9 +244,7 @@ async fn a_cookie_the_layer_did_not_issue_is_never_adopted(mode: Mode) {
 /// (20 minutes away, under the layer's hour) keeps both across later requests and a
 /// rotation: the cookie's `Max-Age` is the nearer of the two, activity inside the idle
 /// timeout keeps it alive, and it ends at its end time however active.
-async fn a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotation(
-    mode: Mode,
-) {
+async fn a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotation(mode: Mode) {
     use session_layer::clock::Clock as _;
 
     let clock = MockClock::new();
@@ -261,18 +259,30 @@ async fn a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotat
 
     // Idle longer than its own timeout (though within the layer's): it ended.
     clock.advance(minutes(6));
-    assert_eq!(browser.get("/read").await.body, "0", "{mode:?}: outlived its idle timeout");
+    assert_eq!(
+        browser.get("/read").await.body,
+        "0",
+        "{mode:?}: outlived its idle timeout"
+    );
 
     browser.get("/count").await;
     browser.get("/expiry?idle_secs=300").await;
     let end = clock.now().unix_timestamp() + 20 * 60;
     let reply = browser.get(&format!("/expiry?end_unix={end}")).await;
-    assert_eq!(reply.max_age(), Some(300), "{mode:?}: the idle deadline is nearer");
+    assert_eq!(
+        reply.max_age(),
+        Some(300),
+        "{mode:?}: the idle deadline is nearer"
+    );
     clock.advance(minutes(4));
     let before = browser.cookie.clone();
     let reply = browser.get("/login").await;
     assert_ne!(browser.cookie, before, "{mode:?}: no rotation");
-    assert_eq!(reply.max_age(), Some(300), "{mode:?}: rotation lost the idle timeout");
+    assert_eq!(
+        reply.max_age(),
+        Some(300),
+        "{mode:?}: rotation lost the idle timeout"
+    );
     for n in 2..=4 {
         clock.advance(minutes(4));
         let reply = browser.get("/count").await;
@@ -284,8 +294,16 @@ async fn a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotat
     let reply = browser.get("/count").await;
     assert_eq!(reply.body, "5", "{mode:?}");
     if reply.set_cookie().is_some() {
-        assert_eq!(reply.max_age(), Some(60), "{mode:?}: Max-Age passed the end time");
+        assert_eq!(
+            reply.max_age(),
+            Some(60),
+            "{mode:?}: Max-Age passed the end time"
+        );
     }
     clock.advance(minutes(1));
-    assert_eq!(browser.get("/read").await.body, "0", "{mode:?}: outlived its end time");
+    assert_eq!(
+        browser.get("/read").await.body,
+        "0",
+        "{mode:?}: outlived its end time"
+    );
 }

@@ -38,7 +38,10 @@ pub async fn an_own_expiry_is_stored_and_survives_writes_and_rotation<S: Session
 
     let soon = t + Duration::seconds(10);
     let meta = applied(write(store, &k, &set("cart", json!([1])), &lifetime_rules(), soon).await);
-    assert_eq!(meta.idle_timeout, r.meta.idle_timeout, "a write lost the idle timeout");
+    assert_eq!(
+        meta.idle_timeout, r.meta.idle_timeout,
+        "a write lost the idle timeout"
+    );
     assert_eq!(
         meta.absolute_deadline, r.meta.absolute_deadline,
         "a write lost the end time"
@@ -46,18 +49,29 @@ pub async fn an_own_expiry_is_stored_and_survives_writes_and_rotation<S: Session
     assert_eq!(load(store, &k, soon).await.expect("live").meta, meta);
 
     let Rotated::Done(meta) = store
-        .rotate(&k, &new, &set("role", json!("admin")), &lifetime_rules(), soon)
+        .rotate(
+            &k,
+            &new,
+            &set("role", json!("admin")),
+            &lifetime_rules(),
+            soon,
+        )
         .await
         .expect("rotate")
     else {
         panic!("rotate of a live record did not move it");
     };
-    assert_eq!(meta.idle_timeout, r.meta.idle_timeout, "rotation lost the idle timeout");
+    assert_eq!(
+        meta.idle_timeout, r.meta.idle_timeout,
+        "rotation lost the idle timeout"
+    );
     assert_eq!(
         meta.absolute_deadline, r.meta.absolute_deadline,
         "rotation moved the end time"
     );
-    let moved = load(store, &new, soon).await.expect("live under the new key");
+    let moved = load(store, &new, soon)
+        .await
+        .expect("live under the new key");
     assert_eq!(moved.meta, meta);
     // The session's own idle timeout holds in the store: dead 20 minutes after the write.
     assert!(load(store, &new, t + Duration::minutes(21)).await.is_none());
@@ -205,7 +219,10 @@ pub async fn a_touch_uses_the_sessions_own_idle_timeout<S: SessionStore + ?Sized
         later + Duration::minutes(10),
         "a load touched with the class's idle timeout"
     );
-    assert_eq!(load(store, &k, later).await.expect("live").meta, loaded.meta);
+    assert_eq!(
+        load(store, &k, later).await.expect("live").meta,
+        loaded.meta
+    );
 
     create(store, &w, &r).await;
     let meta = applied(write(store, &w, &set("n", json!(1)), &lifetime_rules(), later).await);

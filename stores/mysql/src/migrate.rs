@@ -7,8 +7,8 @@
 //! it in the ledger.
 
 use session_layer::{StoreError, StoreErrorKind};
-use sqlx::pool::PoolConnection;
 use sqlx::mysql::MySqlDatabaseError;
+use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor as _, MySql, MySqlConnection, MySqlPool};
 
 use crate::error::from_sqlx;

@@ -136,7 +136,9 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     .expect("a session of the first schema");
 
     let builder = MySqlStore::builder().with_table(&name).expect("valid name");
-    let store = common::store_with(builder).await.expect("the server answered");
+    let store = common::store_with(builder)
+        .await
+        .expect("the server answered");
     let loaded = store
         .load(&k, None, now)
         .await
@@ -146,11 +148,23 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
     assert!(loaded.meta.persistent);
     assert_eq!(loaded.meta.idle_timeout, None);
-    assert_eq!(loaded.meta.absolute_deadline, now + time::Duration::hours(2));
+    assert_eq!(
+        loaded.meta.absolute_deadline,
+        now + time::Duration::hours(2)
+    );
     let mut change = Change::default();
     change.idle_timeout = Some(Some(time::Duration::minutes(5)));
-    store.update(&k, &change, now).await.expect("update").expect("live");
-    let meta = store.load(&k, None, now).await.expect("load").expect("live").meta;
+    store
+        .update(&k, &change, now)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
     assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
     assert_eq!(meta.idle_deadline, now + time::Duration::minutes(5));
 
@@ -162,7 +176,10 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     .execute(&mut conn)
     .await
     .expect("forget the second step");
-    store.migrate().await.expect("migrate again over the added column");
+    store
+        .migrate()
+        .await
+        .expect("migrate again over the added column");
     let versions: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT version FROM `{name}_migrations` ORDER BY version"
     )))

@@ -123,8 +123,12 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     .await
     .expect("a session of the first schema");
 
-    let builder = PostgresStore::builder().with_table(&name).expect("valid name");
-    let store = common::store_with(builder).await.expect("the server answered");
+    let builder = PostgresStore::builder()
+        .with_table(&name)
+        .expect("valid name");
+    let store = common::store_with(builder)
+        .await
+        .expect("the server answered");
     let loaded = store
         .load(&k, None, now)
         .await
@@ -134,11 +138,23 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
     assert!(loaded.meta.persistent);
     assert_eq!(loaded.meta.idle_timeout, None);
-    assert_eq!(loaded.meta.absolute_deadline, now + time::Duration::hours(2));
+    assert_eq!(
+        loaded.meta.absolute_deadline,
+        now + time::Duration::hours(2)
+    );
     let mut change = Change::default();
     change.idle_timeout = Some(Some(time::Duration::minutes(5)));
-    store.update(&k, &change, now).await.expect("update").expect("live");
-    let meta = store.load(&k, None, now).await.expect("load").expect("live").meta;
+    store
+        .update(&k, &change, now)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
     assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
     assert_eq!(meta.idle_deadline, now + time::Duration::minutes(5));
     let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

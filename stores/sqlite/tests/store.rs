@@ -181,7 +181,10 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
         .expect("a session of the first schema");
     }
     let store = SqliteStore::open(&path).await.expect("open");
-    store.migrate().await.expect("migrate from the first schema");
+    store
+        .migrate()
+        .await
+        .expect("migrate from the first schema");
 
     let loaded = store
         .load(&k, None, t)
@@ -195,8 +198,17 @@ async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_
     assert_eq!(loaded.meta.absolute_deadline, t + time::Duration::hours(2));
     let mut change = Change::default();
     change.idle_timeout = Some(Some(time::Duration::minutes(5)));
-    store.update(&k, &change, t).await.expect("update").expect("live");
-    let meta = store.load(&k, None, t).await.expect("load").expect("live").meta;
+    store
+        .update(&k, &change, t)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, t)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
     assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
     assert_eq!(meta.idle_deadline, t + time::Duration::minutes(5));
 }
