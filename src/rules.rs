@@ -373,10 +373,8 @@ impl WriteRules {
     /// let rules = WriteRules::new(Limits::default(), touch);
     /// let t = OffsetDateTime::UNIX_EPOCH;
     /// let mut meta = Record::new(t, t + Duration::hours(1), t + Duration::days(30)).meta;
-    /// let change = Change {
-    ///     idle_timeout: Some(Some(Duration::minutes(10))),
-    ///     ..Change::default()
-    /// };
+    /// let mut change = Change::default();
+    /// change.idle_timeout = Some(Some(Duration::minutes(10)));
     /// rules.apply_meta(&change, &mut meta, t + Duration::seconds(5));
     /// assert_eq!(meta.idle_deadline, t + Duration::seconds(5) + Duration::minutes(10));
     /// ```
