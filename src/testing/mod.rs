@@ -214,7 +214,8 @@ macro_rules! for_each_conformance_case {
             an_own_expiry_is_stored_and_survives_writes_and_rotation,
             apply_sets_and_clears_an_own_idle_timeout_and_end_time,
             a_change_of_persistence_or_idle_timeout_restarts_the_idle_deadline,
-            a_touch_uses_the_sessions_own_idle_timeout
+            a_touch_uses_the_sessions_own_idle_timeout,
+            a_later_end_time_keeps_a_session_listed_and_revocable
         );
     };
 }

@@ -232,3 +232,43 @@ pub async fn a_touch_uses_the_sessions_own_idle_timeout<S: SessionStore + ?Sized
         "a write touched with the class's idle timeout"
     );
 }
+
+/// A session of a user given an end time later than its absolute deadline is still listed
+/// and revocable past that deadline: a store that indexes sessions by their deadline
+/// re-indexes it.
+pub async fn a_later_end_time_keeps_a_session_listed_and_revocable<S: SessionStore + ?Sized>(
+    store: &S,
+) {
+    let (t, k, u) = (now(), key(), user());
+    let mut r = record(t);
+    r.meta.user = Some(u.clone());
+    create(store, &k, &r).await;
+    let mut change = Change::default();
+    change.expires_at = Some(Some(t + Duration::minutes(170)));
+    let at = t + Duration::minutes(1);
+    let meta = applied(write(store, &k, &change, &lifetime_rules(), at).await);
+    assert_eq!(meta.absolute_deadline, t + Duration::minutes(170));
+    // Keep it active past its first absolute deadline (two hours).
+    let mut later = at;
+    for _ in 0..3 {
+        later += Duration::minutes(40);
+        load_touching(store, &k, later, &rule())
+            .await
+            .expect("load_touching")
+            .expect("alive until its own end time");
+    }
+    assert!(later > t + Duration::hours(2));
+    let listed = store.list_by_user(&u, later).await.expect("list");
+    assert_eq!(
+        listed.len(),
+        1,
+        "a session past its first deadline is not listed"
+    );
+    assert_eq!(listed[0].handle.storage_key(), k);
+    let ended = store.delete_by_user(&u, None, later).await.expect("revoke");
+    assert_eq!(
+        ended, 1,
+        "a session past its first deadline escaped revocation"
+    );
+    assert!(load(store, &k, later).await.is_none());
+}
