@@ -162,6 +162,7 @@
 mod builder;
 mod codec;
 mod conn;
+mod eviction;
 mod scripts;
 mod store;
 
