@@ -475,7 +475,7 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, bool> {
         StoreFuture::boxed(async move {
             let now = millis(now);
-            let ended = self.end_owned(*key, user, now).await?;
+            let ended = self.end_owned(*key, None, user, now).await?;
             if !ended.members.is_empty() {
                 self.prune(user, now, &ended.members).await?;
             }
@@ -746,10 +746,11 @@ impl RedisStore {
     }
 
     /// Deletes the session under `key` if `user` owns it, and, where a rotation moved it,
-    /// the session under each key it moved to.
+    /// the session under each key it moved to, stopping short of `except`.
     async fn end_owned(
         &self,
         mut key: StorageKey,
+        except: Option<&StorageKey>,
         user: &str,
         now: i64,
     ) -> Result<Ended, StoreError> {
@@ -778,6 +779,9 @@ impl RedisStore {
                     ended.members.push(key.to_hex());
                     let next = std::str::from_utf8(&to).ok().and_then(StorageKey::from_hex);
                     match next {
+                        // The caller's own session, reached through the note its own
+                        // rotation left: "everyone else" does not include it.
+                        Some(next) if Some(&next) == except => return Ok(ended),
                         Some(next) => key = next,
                         None => return Err(corrupt(Malformed("a rotation's note is damaged"))),
                     }
@@ -911,7 +915,8 @@ impl RedisStore {
             {
                 let targets = keys.into_iter().filter(|k| Some(k) != except);
                 let outcomes =
-                    try_join_all(targets.map(|key| self.end_owned(key, user, now_ms))).await?;
+                    try_join_all(targets.map(|key| self.end_owned(key, except, user, now_ms)))
+                        .await?;
                 // Only entries whose session was deleted (or that were already empty and,
                 // on a cluster, now carry a marker) leave the index.
                 let ended: Vec<String> = outcomes

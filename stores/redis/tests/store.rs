@@ -327,3 +327,33 @@ async fn scripts_a_server_forgot_are_loaded_again() {
     let loaded = store.load(&k, None, t).await.unwrap().expect("live");
     assert_eq!(loaded.data()["after"], json!("flush"));
 }
+
+#[tokio::test]
+async fn sign_out_everywhere_else_spares_the_session_its_own_rotation_moved() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = server.store().await;
+    let t = now();
+    let (before, after, other) = (key(), key(), key());
+    let mut r = record(t);
+    r.meta.user = Some("dana".into());
+    store.create(&before, &r).await.unwrap();
+    store.create(&other, &r).await.unwrap();
+    // A signed-in session gets a new ID (a privilege change), keeping its owner; the old
+    // key holds, for a while, the note that leads a revocation to the new one.
+    let outcome = store
+        .rotate_to(&before, &after, &Change::default(), t)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Rotated::Done(_)));
+    assert_eq!(
+        store.delete_by_user("dana", Some(&after), t).await.unwrap(),
+        1
+    );
+    assert!(
+        store.load(&after, None, t).await.unwrap().is_some(),
+        "the caller's own session was signed out"
+    );
+    assert!(store.load(&other, None, t).await.unwrap().is_none());
+}
