@@ -243,8 +243,10 @@ pub async fn a_later_end_time_keeps_a_session_listed_and_revocable<S: SessionSto
     let mut r = record(t);
     r.meta.user = Some(u.clone());
     create(store, &k, &r).await;
-    let mut change = Change::default();
-    change.expires_at = Some(Some(t + Duration::minutes(170)));
+    let change = Change {
+        expires_at: Some(Some(t + Duration::minutes(170))),
+        ..Change::default()
+    };
     let at = t + Duration::minutes(1);
     let meta = applied(write(store, &k, &change, &lifetime_rules(), at).await);
     assert_eq!(meta.absolute_deadline, t + Duration::minutes(170));
