@@ -36,6 +36,7 @@ use crate::store::SessionStore;
 /// | `Path` / `Domain` | `/` / none | the cookie goes to this host only |
 /// | idle timeout | 1 hour (14 days when persistent) | an abandoned session ends |
 /// | absolute timeout | 30 days | even an active session ends |
+/// | longest session lifetime | the absolute timeout | an end time given to one session ([`Session::set_expires_at`](crate::Session::set_expires_at)) cannot outlive it |
 /// | touch step | 1 minute | activity moves the idle deadline, but writes the store at most once a step |
 /// | limits | 64 KiB of data, 1,024 keys | a session cannot grow without bound |
 ///
