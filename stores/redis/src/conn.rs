@@ -1,11 +1,17 @@
 //! One handle over a standalone server or a cluster, and the mapping of its failures.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value};
+use redis::sentinel::SentinelClient;
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind,
+    Value,
+};
 use session_layer::{StoreError, StoreErrorKind};
 
 /// A multiplexed connection: one socket per server carries every request, pipelined.
@@ -16,6 +22,20 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     /// A Redis Cluster; commands go to the node that owns their key's slot.
     Cluster(ClusterConnection),
+    /// The master a set of Sentinels names, asked for again after a failure.
+    Sentinel(SentinelConn),
+}
+
+impl Conn {
+    /// Which connection to the master carries commands now, where the store can tell: it
+    /// changes each time the store connects anew (after a failover, say). `None` where the
+    /// client reconnects by itself without saying so.
+    pub(crate) fn generation(&self) -> Option<u64> {
+        match self {
+            Self::Sentinel(c) => Some(c.shared.generation.load(Ordering::Acquire)),
+            Self::Single(_) | Self::Cluster(_) => None,
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -23,6 +43,9 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => {
+                Box::pin(c.send(move |mut conn| async move { conn.req_packed_command(cmd).await }))
+            }
         }
     }
 
@@ -35,6 +58,9 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(c) => Box::pin(c.send(move |mut conn| async move {
+                conn.req_packed_commands(pipeline, offset, count).await
+            })),
         }
     }
 
@@ -42,8 +68,109 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(_) => 0,
         }
     }
+}
+
+/// A multiplexed connection to the master that Redis Sentinel names. redis-rs asks the
+/// Sentinels once per connection; this keeps one connection and, when it fails (the master
+/// died, or was demoted and answers `READONLY`), drops it so that the next command asks the
+/// Sentinels again and reaches whichever server is master by then.
+#[derive(Clone)]
+pub(crate) struct SentinelConn {
+    shared: Arc<SentinelShared>,
+}
+
+struct SentinelShared {
+    client: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+    /// The connection in use and its generation; `None` after a failure.
+    current: Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// The generation of the latest connection.
+    generation: AtomicU64,
+}
+
+impl SentinelConn {
+    /// Asks the Sentinels for the master and connects to it.
+    pub(crate) async fn connect(
+        client: SentinelClient,
+        config: AsyncConnectionConfig,
+    ) -> redis::RedisResult<Self> {
+        let conn = Self {
+            shared: Arc::new(SentinelShared {
+                client: tokio::sync::Mutex::new(client),
+                config,
+                current: Mutex::new(None),
+                generation: AtomicU64::new(0),
+            }),
+        };
+        conn.current().await?;
+        Ok(conn)
+    }
+
+    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
+        self.shared
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn current(&self) -> redis::RedisResult<(u64, MultiplexedConnection)> {
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        // One reconnection at a time; those who waited use its result.
+        let mut client = self.shared.client.lock().await;
+        if let Some(current) = self.cached() {
+            return Ok(current);
+        }
+        let conn = client
+            .get_async_connection_with_config(&self.shared.config)
+            .await?;
+        let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        *self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((generation, conn.clone()));
+        Ok((generation, conn))
+    }
+
+    async fn send<'a, T, F, Fut>(&'a self, call: F) -> redis::RedisResult<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>> + 'a,
+    {
+        let (generation, conn) = self.current().await?;
+        let result = call(conn).await;
+        if let Err(error) = &result {
+            if needs_new_master(error) {
+                let mut current = self
+                    .shared
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if current.as_ref().map(|(g, _)| *g) == Some(generation) {
+                    *current = None;
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Whether a failed command means the connection no longer leads to a working master.
+fn needs_new_master(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || matches!(
+            error.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
 }
 
 /// Runs one round trip to Redis under the store's command timeout.
@@ -73,6 +200,7 @@ pub(crate) fn store_error(what: &'static str, error: RedisError) -> StoreError {
         || matches!(
             error.kind(),
             ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::MasterNameNotFoundBySentinel
                 | ErrorKind::Server(
                     ServerErrorKind::ClusterDown
                         | ServerErrorKind::MasterDown

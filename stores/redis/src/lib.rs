@@ -162,6 +162,7 @@
 mod builder;
 mod codec;
 mod conn;
+mod replication;
 mod scripts;
 mod store;
 
@@ -172,3 +173,8 @@ pub use builder::{
     RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
 };
 pub use store::RedisStore;
+
+/// The Redis client this crate is built on, for building your own [`redis::Client`],
+/// `ConnectionManager` or cluster client to hand to the store (see
+/// [`RedisStore::from_client`]) with the same version of it.
+pub use redis;

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use crate::builder::RedisStoreBuilder;
 use crate::codec::{self, data_field, json, millis, Malformed, Stored};
 use crate::conn::{timed, Conn};
+use crate::replication::ReplicationWait;
 use crate::scripts::Scripts;
 
 /// The metadata fields, in the order [`codec::meta_from`] reads them.
@@ -50,6 +51,7 @@ pub(crate) struct Inner {
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) cluster: bool,
+    pub(crate) wait: Option<ReplicationWait>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -369,15 +371,15 @@ impl SessionStore for RedisStore {
         rules: &'a WriteRules,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Rotated> {
-        StoreFuture::boxed(self.move_record(old, new, change, rules, now))
+        StoreFuture::boxed(self.replicated(self.move_record(old, new, change, rules, now)))
     }
 
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(async move {
+        StoreFuture::boxed(self.replicated(async move {
             self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
                 .await?;
             Ok(())
-        })
+        }))
     }
 
     fn delete_owned<'a>(
@@ -386,7 +388,7 @@ impl SessionStore for RedisStore {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, bool> {
-        StoreFuture::boxed(async move {
+        StoreFuture::boxed(self.replicated(async move {
             let ended = self.end_owned(*key, user, &millis(now).to_string()).await?;
             if !ended.members.is_empty() {
                 self.query::<i64>(
@@ -398,7 +400,7 @@ impl SessionStore for RedisStore {
                 .await?;
             }
             Ok(ended.live)
-        })
+        }))
     }
 
     fn list_by_user<'a>(
@@ -415,7 +417,7 @@ impl SessionStore for RedisStore {
         except: Option<&'a StorageKey>,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, u64> {
-        StoreFuture::boxed(self.delete_by_user_now(user, except, now))
+        StoreFuture::boxed(self.replicated(self.delete_by_user_now(user, except, now)))
     }
 
     fn delete_expired(&self, _: OffsetDateTime, _: usize) -> StoreFuture<'_, u64> {
