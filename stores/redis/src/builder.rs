@@ -224,8 +224,43 @@ impl RedisStoreBuilder {
         if let Some(wait) = &self.wait {
             wait.check(self.command_timeout)?;
         }
+        let (conn, cluster) = self.open().await?;
+        // The writes that wait for replicas, and their `WAIT`s, get a connection of their
+        // own: Redis holds every later command of a connection behind a pending `WAIT`.
+        let waiting = match (self.wait, &self.target) {
+            (None, _) => None,
+            // A manager you share cannot be split: the store waits on it.
+            (Some(_), Target::Manager(_)) => Some(conn.clone()),
+            (Some(_), _) => Some(self.open().await?.0),
+        };
+        let waiting = waiting.map(|conn| RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                scripts: Scripts::new(),
+                prefix: self.prefix.clone(),
+                timeout: self.command_timeout,
+                cluster,
+                wait: self.wait,
+                waiting: None,
+            }),
+        });
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                conn,
+                scripts: Scripts::new(),
+                prefix: self.prefix,
+                timeout: self.command_timeout,
+                cluster,
+                wait: self.wait,
+                waiting,
+            }),
+        })
+    }
+
+    /// Opens a connection to the target: the connection and whether it is a cluster's.
+    async fn open(&self) -> Result<(Conn, bool), StoreError> {
         let limit = self.connect_timeout + self.command_timeout;
-        let (conn, cluster) = match &self.target {
+        Ok(match &self.target {
             Target::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(bad_url)?;
                 let manager = timed(
@@ -286,16 +321,6 @@ impl RedisStoreBuilder {
                 let conn = timed(limit, "connect", client.get_async_connection()).await?;
                 (Conn::Cluster(conn), true)
             }
-        };
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                conn,
-                scripts: Scripts::new(),
-                prefix: self.prefix,
-                timeout: self.command_timeout,
-                cluster,
-                wait: self.wait,
-            }),
         })
     }
 

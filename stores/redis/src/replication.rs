@@ -42,28 +42,32 @@ impl RedisStore {
     /// configured, waits on the same connection until enough replicas have acknowledged
     /// every write sent before it. Fewer replicas, a reconnection between the write and the
     /// wait, or no answer: an error, even though the write itself was applied on the master.
-    pub(crate) async fn replicated<T>(
-        &self,
-        write: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let Some(wait) = self.inner.wait else {
-            return write.await;
+    ///
+    /// With a wait, `write` is given the store on the connection kept for waited writes
+    /// (see [`Inner::waiting`](crate::store::Inner)); without, this store.
+    pub(crate) async fn replicated<'s, T, F, Fut>(&'s self, write: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&'s RedisStore) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let (Some(store), Some(wait)) = (&self.inner.waiting, self.inner.wait) else {
+            return write(self).await;
         };
-        let generation = self.inner.conn.generation();
-        let value = write.await?;
+        let conn = &store.inner.conn;
+        let generation = conn.generation();
+        let value = write(store).await?;
         // `WAIT` counts the replicas that acknowledged this connection's writes so far.
         // Not retried: on a new connection it would vouch for nothing.
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut conn = self.inner.conn.clone();
         let mut command = cmd("WAIT");
         command.arg(wait.replicas).arg(timeout_ms);
         let acknowledged: u64 = timed(
             self.inner.timeout,
             "replication wait",
-            command.query_async(&mut conn),
+            command.query_async(&mut conn.clone()),
         )
         .await?;
-        if generation != self.inner.conn.generation() {
+        if generation != conn.generation() {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "the connection to the Redis master changed during a write, so whether its \

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub(crate) timeout: Duration,
     pub(crate) cluster: bool,
     pub(crate) wait: Option<ReplicationWait>,
+    /// With a replication wait: the same store on a connection of its own, for the writes
+    /// that wait for replicas.
+    pub(crate) waiting: Option<RedisStore>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -371,12 +374,15 @@ impl SessionStore for RedisStore {
         rules: &'a WriteRules,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Rotated> {
-        StoreFuture::boxed(self.replicated(self.move_record(old, new, change, rules, now)))
+        StoreFuture::boxed(
+            self.replicated(move |store| store.move_record(old, new, change, rules, now)),
+        )
     }
 
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(self.replicated(async move {
-            self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
+        StoreFuture::boxed(self.replicated(move |store| async move {
+            store
+                .query::<i64>("delete", cmd("DEL").arg(store.redis_key(key)))
                 .await?;
             Ok(())
         }))
@@ -388,16 +394,19 @@ impl SessionStore for RedisStore {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, bool> {
-        StoreFuture::boxed(self.replicated(async move {
-            let ended = self.end_owned(*key, user, &millis(now).to_string()).await?;
-            if !ended.members.is_empty() {
-                self.query::<i64>(
-                    "revoke",
-                    cmd("ZREM")
-                        .arg(self.user_index_key(user))
-                        .arg(&ended.members),
-                )
+        StoreFuture::boxed(self.replicated(move |store| async move {
+            let ended = store
+                .end_owned(*key, user, &millis(now).to_string())
                 .await?;
+            if !ended.members.is_empty() {
+                store
+                    .query::<i64>(
+                        "revoke",
+                        cmd("ZREM")
+                            .arg(store.user_index_key(user))
+                            .arg(&ended.members),
+                    )
+                    .await?;
             }
             Ok(ended.live)
         }))
@@ -417,7 +426,9 @@ impl SessionStore for RedisStore {
         except: Option<&'a StorageKey>,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, u64> {
-        StoreFuture::boxed(self.replicated(self.delete_by_user_now(user, except, now)))
+        StoreFuture::boxed(
+            self.replicated(move |store| store.delete_by_user_now(user, except, now)),
+        )
     }
 
     fn delete_expired(&self, _: OffsetDateTime, _: usize) -> StoreFuture<'_, u64> {
