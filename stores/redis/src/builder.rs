@@ -26,9 +26,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 enum Target {
     Single(String),
     Cluster(Vec<String>),
-    Client(redis::Client),
+    Client(Box<redis::Client>),
     Manager(ConnectionManager),
-    ClusterClient(ClusterClient),
+    ClusterClient(Box<ClusterClient>),
     Sentinel {
         sentinels: Vec<String>,
         master: String,
@@ -107,7 +107,7 @@ impl RedisStoreBuilder {
     }
 
     pub(crate) fn client(client: redis::Client) -> Self {
-        Self::new(Target::Client(client))
+        Self::new(Target::Client(Box::new(client)))
     }
 
     pub(crate) fn manager(manager: ConnectionManager) -> Self {
@@ -115,7 +115,7 @@ impl RedisStoreBuilder {
     }
 
     pub(crate) fn cluster_client(client: ClusterClient) -> Self {
-        Self::new(Target::ClusterClient(client))
+        Self::new(Target::ClusterClient(Box::new(client)))
     }
 
     pub(crate) fn sentinel(sentinels: Vec<String>, master: String) -> Self {

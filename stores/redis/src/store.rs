@@ -70,7 +70,7 @@ impl fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to one Redis server with the default settings (key prefix `session:`,
     /// 500 ms per command). The URL is `redis://[user:password@]host[:port][/db]`, or
-    /// `rediss://` with a TLS-enabled build of redis-rs.
+    /// `rediss://` with the crate's `tls` feature.
     ///
     /// # Errors
     ///
