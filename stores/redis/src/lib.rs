@@ -178,7 +178,7 @@
 //! | --- | --- |
 //! | one server, no replicas | kept as long as the server's data is (persistence: `appendfsync always` keeps every acknowledged write through a crash) |
 //! | replicas or Sentinel, no wait | may be lost: the sign-outs the master acknowledged while its replica lagged come back |
-//! | replicas or Sentinel, [`with_replication_wait(n, t)`](RedisStoreBuilder::with_replication_wait) | kept if a replica that acknowledged it is promoted; Sentinel promotes the most up-to-date replica it can reach, which has every write an acknowledging replica has. Too few replicas within `t`: the operation fails ([`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind)) and the request gets the layer's error response, never a silent success |
+//! | replicas or Sentinel, [`with_replication_wait(n, t)`](RedisStoreBuilder::with_replication_wait) | kept if a replica that acknowledged it, or one further along, is promoted: among reachable replicas of the same `replica-priority`, Sentinel promotes the one that has replicated the most. Too few replicas within `t`: the operation fails ([`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind)) and the request gets the layer's error response, never a silent success |
 //!
 //! The repository's failover test measures it: a master, a replica and three Sentinels on
 //! loopback, 300 sign-outs over HTTP while the replica lags for 400 ms and the master is
