@@ -10,7 +10,7 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::AsyncConnectionConfig;
 use session_layer::{StoreError, StoreErrorKind};
 
-use crate::conn::{timed, Conn, SentinelConn};
+use crate::conn::{timed, Conn, Reconnecting, Source};
 use crate::replication::ReplicationWait;
 use crate::scripts::Scripts;
 use crate::store::{Inner, RedisStore};
@@ -224,14 +224,14 @@ impl RedisStoreBuilder {
         if let Some(wait) = &self.wait {
             wait.check(self.command_timeout)?;
         }
-        let (conn, cluster) = self.open().await?;
+        let (conn, cluster) = self.open(false).await?;
         // The writes that wait for replicas, and their `WAIT`s, get a connection of their
         // own: Redis holds every later command of a connection behind a pending `WAIT`.
         let waiting = match (self.wait, &self.target) {
             (None, _) => None,
             // A manager you share cannot be split: the store waits on it.
             (Some(_), Target::Manager(_)) => Some(conn.clone()),
-            (Some(_), _) => Some(self.open().await?.0),
+            (Some(_), _) => Some(self.open(true).await?.0),
         };
         let waiting = waiting.map(|conn| RedisStore {
             inner: Arc::new(Inner {
@@ -258,8 +258,26 @@ impl RedisStoreBuilder {
     }
 
     /// Opens a connection to the target: the connection and whether it is a cluster's.
-    async fn open(&self) -> Result<(Conn, bool), StoreError> {
+    /// `waited`: for the writes that wait for replicas, which need to know when the
+    /// connection changed, so on one server the store reconnects it itself.
+    async fn open(&self, waited: bool) -> Result<(Conn, bool), StoreError> {
         let limit = self.connect_timeout + self.command_timeout;
+        let server = match &self.target {
+            Target::Single(url) if waited => {
+                Some(redis::Client::open(url.as_str()).map_err(bad_url)?)
+            }
+            Target::Client(client) if waited => Some((**client).clone()),
+            _ => None,
+        };
+        if let Some(client) = server {
+            let conn = timed(
+                limit,
+                "connect",
+                Reconnecting::connect(Source::Server(client), self.connection_config()),
+            )
+            .await?;
+            return Ok((Conn::Reconnecting(conn), false));
+        }
         Ok(match &self.target {
             Target::Single(url) => {
                 let client = redis::Client::open(url.as_str()).map_err(bad_url)?;
@@ -299,18 +317,15 @@ impl RedisStoreBuilder {
                     SentinelServerType::Master,
                 )
                 .map_err(bad_url)?;
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.connect_timeout))
-                    .set_response_timeout(Some(self.command_timeout));
                 // Asking the Sentinels, then the master's role, then connecting: a few
                 // round trips.
                 let conn = timed(
                     limit + self.command_timeout * 2,
                     "connect",
-                    SentinelConn::connect(client, config),
+                    Reconnecting::connect(Source::Sentinel(client), self.connection_config()),
                 )
                 .await?;
-                (Conn::Sentinel(conn), false)
+                (Conn::Reconnecting(conn), false)
             }
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
@@ -322,6 +337,12 @@ impl RedisStoreBuilder {
                 (Conn::Cluster(conn), true)
             }
         })
+    }
+
+    fn connection_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
     }
 
     fn manager_config(&self) -> ConnectionManagerConfig {

@@ -22,8 +22,10 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     /// A Redis Cluster; commands go to the node that owns their key's slot.
     Cluster(ClusterConnection),
-    /// The master a set of Sentinels names, asked for again after a failure.
-    Sentinel(SentinelConn),
+    /// A connection the store re-opens itself after a failure, counting generations: to
+    /// the master a set of Sentinels names (asked again each time), or, for writes that
+    /// wait for replicas, to one server.
+    Reconnecting(Reconnecting),
 }
 
 impl Conn {
@@ -32,7 +34,7 @@ impl Conn {
     /// client reconnects by itself without saying so.
     pub(crate) fn generation(&self) -> Option<u64> {
         match self {
-            Self::Sentinel(c) => Some(c.shared.generation.load(Ordering::Acquire)),
+            Self::Reconnecting(c) => Some(c.shared.generation.load(Ordering::Acquire)),
             Self::Single(_) | Self::Cluster(_) => None,
         }
     }
@@ -43,7 +45,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
-            Self::Sentinel(c) => {
+            Self::Reconnecting(c) => {
                 Box::pin(c.send(move |mut conn| async move { conn.req_packed_command(cmd).await }))
             }
         }
@@ -58,7 +60,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Sentinel(c) => Box::pin(c.send(move |mut conn| async move {
+            Self::Reconnecting(c) => Box::pin(c.send(move |mut conn| async move {
                 conn.req_packed_commands(pipeline, offset, count).await
             })),
         }
@@ -68,22 +70,29 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
-            Self::Sentinel(_) => 0,
+            Self::Reconnecting(_) => 0,
         }
     }
 }
 
-/// A multiplexed connection to the master that Redis Sentinel names. redis-rs asks the
-/// Sentinels once per connection; this keeps one connection and, when it fails (the master
-/// died, or was demoted and answers `READONLY`), drops it so that the next command asks the
-/// Sentinels again and reaches whichever server is master by then.
+/// A multiplexed connection that is dropped when it fails (the server died, or was demoted
+/// and answers `READONLY`), so that the next command opens a new one: through Sentinel,
+/// asking the Sentinels again and reaching whichever server is master by then (redis-rs
+/// asks them once per connection). Unlike a `ConnectionManager`, it counts its
+/// connections, so a replication wait can tell that its write went out on another one.
 #[derive(Clone)]
-pub(crate) struct SentinelConn {
-    shared: Arc<SentinelShared>,
+pub(crate) struct Reconnecting {
+    shared: Arc<Shared>,
 }
 
-struct SentinelShared {
-    client: tokio::sync::Mutex<SentinelClient>,
+/// Where [`Reconnecting`] opens its connections.
+pub(crate) enum Source {
+    Sentinel(SentinelClient),
+    Server(redis::Client),
+}
+
+struct Shared {
+    source: tokio::sync::Mutex<Source>,
     config: AsyncConnectionConfig,
     /// The connection in use and its generation; `None` after a failure.
     current: Mutex<Option<(u64, MultiplexedConnection)>>,
@@ -91,15 +100,15 @@ struct SentinelShared {
     generation: AtomicU64,
 }
 
-impl SentinelConn {
-    /// Asks the Sentinels for the master and connects to it.
+impl Reconnecting {
+    /// Opens the first connection.
     pub(crate) async fn connect(
-        client: SentinelClient,
+        source: Source,
         config: AsyncConnectionConfig,
     ) -> redis::RedisResult<Self> {
         let conn = Self {
-            shared: Arc::new(SentinelShared {
-                client: tokio::sync::Mutex::new(client),
+            shared: Arc::new(Shared {
+                source: tokio::sync::Mutex::new(source),
                 config,
                 current: Mutex::new(None),
                 generation: AtomicU64::new(0),
@@ -122,13 +131,19 @@ impl SentinelConn {
             return Ok(current);
         }
         // One reconnection at a time; those who waited use its result.
-        let mut client = self.shared.client.lock().await;
+        let mut source = self.shared.source.lock().await;
         if let Some(current) = self.cached() {
             return Ok(current);
         }
-        let conn = client
-            .get_async_connection_with_config(&self.shared.config)
-            .await?;
+        let config = &self.shared.config;
+        let conn = match &mut *source {
+            Source::Sentinel(client) => client.get_async_connection_with_config(config).await?,
+            Source::Server(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await?
+            }
+        };
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         *self
             .shared

@@ -198,10 +198,11 @@
 //!   and waits on yours.
 //! - With no replica attached (right after a failover, until one is back), every sign-out
 //!   fails: the store cannot promise it. Attach a replica to the new master.
-//! - Through Sentinel, a reconnection between the write and its `WAIT` fails the
-//!   operation. A `ConnectionManager` (every other single-server mode) reconnects without
-//!   telling, so a `WAIT` sent just after a reconnection vouches for nothing; this needs
-//!   the connection to drop in the instant between the two.
+//! - A reconnection between the write and its `WAIT` fails the operation (a `WAIT` on a new
+//!   connection would vouch for nothing), so a DNS name that moves to the new primary on
+//!   failover (as managed Redis services do) is safe too. The exception is a store on your
+//!   own `ConnectionManager`, which reconnects without telling: there, a connection that
+//!   drops in the instant between the two goes unnoticed.
 //! - On a cluster, the `WAIT` goes to every master and the least answer counts: every
 //!   master needs `n` replicas.
 //! - `WAIT` does not make Redis strongly consistent: a replica that acknowledged and then

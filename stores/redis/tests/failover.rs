@@ -254,48 +254,57 @@ async fn a_replication_wait_that_times_out_fails_sign_out_rotation_and_revocatio
     let Some(set) = ReplicaSet::start().await else {
         return;
     };
-    let store = RedisStore::sentinel_builder(set.sentinel_urls(), MASTER_NAME)
-        .with_key_prefix("failover:")
-        .with_replication_wait(1, Duration::from_millis(100))
-        .connect()
-        .await
-        .expect("connect through the sentinels");
-    let client = Client::new(serve(app(store)).await);
-    let mut signed_in = Vec::new();
-    for _ in 0..4 {
-        let reply = client.post("/login/waiting", None).await;
+    // Through the Sentinels, and straight to the master's URL.
+    let builders = [
+        RedisStore::sentinel_builder(set.sentinel_urls(), MASTER_NAME),
+        RedisStore::builder(set.master.url()),
+    ];
+    let mut apps = Vec::new();
+    for (n, builder) in builders.into_iter().enumerate() {
+        // Apart: one app's revocation must not reach the other's sessions.
+        let user = format!("waiting{n}");
+        let store = builder
+            .with_key_prefix(format!("failover-{n}:"))
+            .with_replication_wait(1, Duration::from_millis(100))
+            .connect()
+            .await
+            .expect("connect");
+        let client = Client::new(serve(app(store)).await);
+        let mut signed_in = Vec::new();
+        for _ in 0..4 {
+            let reply = client.post(&format!("/login/{user}"), None).await;
+            assert_eq!(
+                reply.status, 200,
+                "a rotation the replica acknowledged: {reply:?}"
+            );
+            signed_in.push(reply.cookie.expect("a session cookie"));
+        }
+        let reply = client.post("/logout", Some(&signed_in[0])).await;
         assert_eq!(
             reply.status, 200,
-            "a rotation the replica acknowledged: {reply:?}"
+            "a sign-out the replica acknowledged: {reply:?}"
         );
-        signed_in.push(reply.cookie.expect("a session cookie"));
+        apps.push((client, signed_in, user));
     }
-    let reply = client.post("/logout", Some(&signed_in[0])).await;
-    assert_eq!(
-        reply.status, 200,
-        "a sign-out the replica acknowledged: {reply:?}"
-    );
 
     // The replica stops acknowledging: every write that ends or moves a session fails,
     // and no response claims it done.
     set.hold_replication();
-    for (path, cookie) in [
-        ("/logout", &signed_in[1]),
-        ("/login/waiting", &signed_in[2]),
-        ("/revoke-others", &signed_in[3]),
-    ] {
-        let reply = client.post(path, Some(cookie)).await;
-        assert!(
-            reply.status >= 500,
-            "{path} without a replica's acknowledgement: {reply:?}"
-        );
-        assert_eq!(reply.cookie, None, "{path} sent a cookie: {reply:?}");
+    for (client, signed_in, user) in &apps {
+        for (path, cookie) in [
+            ("/logout".to_owned(), &signed_in[1]),
+            (format!("/login/{user}"), &signed_in[2]),
+            ("/revoke-others".to_owned(), &signed_in[3]),
+        ] {
+            let reply = client.post(&path, Some(cookie)).await;
+            assert!(
+                reply.status >= 500,
+                "{path} without a replica's acknowledgement: {reply:?}"
+            );
+            assert_eq!(reply.cookie, None, "{path} sent a cookie: {reply:?}");
+        }
+        // Reads need no replica.
+        let reply = client.get("/whoami", Some(&signed_in[3])).await;
+        assert_eq!((reply.status, &reply.body), (200, user), "{reply:?}");
     }
-    // Reads and other writes need no replica.
-    let reply = client.get("/whoami", Some(&signed_in[3])).await;
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (200, "waiting"),
-        "{reply:?}"
-    );
 }
