@@ -177,14 +177,14 @@
 //! | mode | an acknowledged sign-out, revocation or rotation after a failover |
 //! | --- | --- |
 //! | one server, no replicas | kept as long as the server's data is (persistence: `appendfsync always` keeps every acknowledged write through a crash) |
-//! | replicas or Sentinel, no wait | may be lost: the sign-outs the master acknowledged while its replica lagged come back |
-//! | replicas or Sentinel, [`with_replication_wait(n, t)`](RedisStoreBuilder::with_replication_wait) | kept if a replica that acknowledged it, or one further along, is promoted: among reachable replicas of the same `replica-priority`, Sentinel promotes the one that has replicated the most. Too few replicas within `t`: the operation fails ([`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind)) and the request gets the layer's error response, never a silent success |
+//! | replicas (Sentinel, Cluster, a managed service's failover), no wait | may be lost: the sign-outs the master acknowledged while its replica lagged come back |
+//! | replicas, [`with_replication_wait(n, t)`](RedisStoreBuilder::with_replication_wait) | kept if a replica that acknowledged it, or one further along, is promoted: among reachable replicas of the same `replica-priority`, Sentinel promotes the one that has replicated the most. Too few replicas within `t`: the operation fails ([`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind)) and the request gets the layer's error response, never a silent success |
 //!
 //! The repository's failover test measures it: a master, a replica and three Sentinels on
 //! loopback, 300 sign-outs over HTTP while the replica lags for 400 ms and the master is
-//! killed. Without the wait, every sign-out acknowledged during the lag (58 to 71 in our
-//! runs) came back on the new master; with it, those sign-outs failed instead, their users' retries succeeded
-//! once a replica was back, and none came back. Promotion took about 1.8 s (Sentinel's
+//! killed. Without the wait, every sign-out acknowledged during the lag (58 to 72 in our
+//! runs) came back on the new master; with it, those sign-outs failed instead, their
+//! users' retries succeeded once a replica was back, and none came back. Promotion took about 1.8 s (Sentinel's
 //! `down-after-milliseconds` 400); requests in that window fail with
 //! [`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind), and the first request
 //! after it reaches the new master.
