@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use session_layer::{MemoryStore, Session, SessionError, SessionLayer};
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 async fn counter(session: Session) -> Result<String, SessionError> {
@@ -21,8 +22,11 @@ async fn counter(session: Session) -> Result<String, SessionError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `RUST_LOG=session_layer=debug` prints each request's span and its store calls' spans
+    // as they close, with their fields (never an ID or a value).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::from_default_env())
+        .with_span_events(FmtSpan::CLOSE)
         .init();
     // The exporter keeps what the `metrics` facade records; the route renders it.
     let prometheus = PrometheusBuilder::new().install_recorder()?;

@@ -1,6 +1,6 @@
-//! The Redis store's record decoder: any bytes, split at NUL into the fields and values of a
-//! session hash, read as `HGETALL` returns it; a record that reads must read back the same
-//! after being written again. Run with `fuzz/run.sh redis_record 60`.
+//! The Redis store's record decoder: any bytes, read as the value of a session key (as
+//! `GET` returns it); a record that reads must read back the same after being written
+//! again. Run with `fuzz/run.sh redis_record 60`.
 
 #![no_main]
 

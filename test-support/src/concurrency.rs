@@ -26,7 +26,7 @@
 //! number and operation, never by cookie value.
 //!
 //! ```
-//! use crate::concurrency::{run_mix, Mix};
+//! use session_layer_test_support::concurrency::{run_mix, Mix};
 //! use session_layer::MemoryStore;
 //!
 //! # session_layer::testing::block_on(async {

@@ -13,8 +13,8 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use crate::logs::LogCapture;
-//! use crate::faults::{self, Plan, Server};
+//! use session_layer_test_support::logs::LogCapture;
+//! use session_layer_test_support::faults::{self, Plan, Server};
 //!
 //! /// Stands in for a store crate's private server.
 //! struct Private;

@@ -6,7 +6,7 @@
 //! name for messages (not run here: the store crates run it, each on its own backend):
 //!
 //! ```no_run
-//! use crate::hostile;
+//! use session_layer_test_support::hostile;
 //!
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn malformed_ids_are_anonymous_and_never_reach_memory() {

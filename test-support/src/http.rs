@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! use session_layer::id::StorageKey;
-//! use crate::http::{self, Rows};
+//! use session_layer_test_support::http::{self, Rows};
 //!
 //! /// A store's rows as the store crate reads them. A SQL store runs its own queries here
 //! /// (`SELECT EXISTS (SELECT 1 FROM sessions WHERE key = $1)`, `SELECT t::text FROM

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use session_layer::id::SessionId;
-//! use crate::inputs::HostileInputs;
+//! use session_layer_test_support::inputs::HostileInputs;
 //!
 //! let good = SessionId::generate().expose();
 //! for input in HostileInputs::new(7, [good.as_bytes()]).take(1_000) {

@@ -26,7 +26,7 @@
 //! ```
 //! use reqwest::Method;
 //! use session_layer::MemoryStore;
-//! use crate::app::{call, router, serve};
+//! use session_layer_test_support::app::{call, router, serve};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

@@ -5,7 +5,7 @@
 //! store crates run it, each on its own backend):
 //!
 //! ```no_run
-//! use crate::load;
+//! use session_layer_test_support::load;
 //!
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn ten_thousand_concurrent_writes_over_a_thousand_sessions_are_all_kept() {

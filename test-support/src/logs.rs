@@ -9,7 +9,7 @@
 //! and the log line's target and level, never the secret.
 //!
 //! ```
-//! use crate::logs::LogCapture;
+//! use session_layer_test_support::logs::LogCapture;
 //!
 //! let logs = LogCapture::global();
 //! tracing::warn!(target: "app", "a harmless line");

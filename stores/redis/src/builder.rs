@@ -61,6 +61,7 @@ pub struct RedisStoreBuilder {
     prefix: String,
     command_timeout: Duration,
     connect_timeout: Duration,
+    refuse_evicting_server: bool,
     wait: Option<ReplicationWait>,
 }
 
@@ -82,6 +83,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("refuse_evicting_server", &self.refuse_evicting_server)
             .field("replication_wait", &self.wait)
             .finish()
     }
@@ -94,6 +96,7 @@ impl RedisStoreBuilder {
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            refuse_evicting_server: false,
             wait: None,
         }
     }
@@ -207,13 +210,27 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Whether [`connect`](Self::connect) fails when the server may evict keys (a
+    /// `maxmemory-policy` other than `noeviction` with a memory limit set), instead of
+    /// logging a warning. Default: `false` (warn). A server that refuses `CONFIG GET`
+    /// passes either way. Session Redis should run with `maxmemory-policy noeviction`: an
+    /// evicted session signs its user out, an evicted index hides a user's sessions from
+    /// "sign out everywhere".
+    pub fn refuse_evicting_server(mut self, refuse: bool) -> Self {
+        self.refuse_evicting_server = refuse;
+        self
+    }
+
     /// Connects and returns the store.
     ///
     /// # Errors
     ///
     /// [`StoreErrorKind::Unavailable`] if Redis cannot be reached,
     /// [`StoreErrorKind::Timeout`] if it does not answer in time, and
-    /// [`StoreErrorKind::Other`] for a URL that does not parse or a zero timeout.
+    /// [`StoreErrorKind::Other`] for a URL that does not parse, a zero timeout, a
+    /// replication wait that cannot work, or (with
+    /// [`refuse_evicting_server`](Self::refuse_evicting_server)) a server that may evict
+    /// keys.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(StoreError::new(
@@ -225,6 +242,7 @@ impl RedisStoreBuilder {
             wait.check(self.command_timeout)?;
         }
         let (conn, cluster) = self.open(false).await?;
+        crate::eviction::check(&conn, self.command_timeout, self.refuse_evicting_server).await?;
         // The writes that wait for replicas, and their `WAIT`s, get a connection of their
         // own: Redis holds every later command of a connection behind a pending `WAIT`.
         let waiting = match (self.wait, &self.target) {

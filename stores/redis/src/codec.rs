@@ -1,61 +1,75 @@
-//! How a record is laid out in its Redis hash.
+//! How a record is laid out in its Redis string (format 2).
 //!
-//! | field | value |
+//! One string per session: a fixed-width ASCII header, the owner, then the data.
+//!
+//! | bytes | holds |
 //! | --- | --- |
-//! | `v` | format version, `1` |
-//! | `c` | a random token naming the call that created the hash (makes a retried create idempotent) |
-//! | `x` | present only while a rotation moves the record: that rotation's token |
-//! | `m:created`, `m:seen`, `m:idle`, `m:abs` | times as Unix milliseconds |
-//! | `m:pers` | `1` for a persistent session, `0` otherwise |
-//! | `m:user` | the owner, absent when there is none |
-//! | `d:<key>` | the JSON text of the value under `<key>` |
+//! | 0 | format version, `2` |
+//! | 1–3 | header length in bytes, three digits (`080`); the owner starts there |
+//! | 4–19, 20–35, 36–51, 52–67 | created, last seen, idle deadline, absolute deadline: Unix milliseconds, 16 digits each |
+//! | 68 | `1` for a persistent session, `0` otherwise |
+//! | 69 | `1` if the session has an owner, `0` otherwise |
+//! | 70–79 | the owner's length in bytes, 10 digits |
+//! | header length … | the owner (UTF-8), then one entry per data key: `<key length>:<key><value length>:<value's JSON text>` |
 //!
-//! Data fields carry a `d:` prefix so no data key can collide with a metadata field.
+//! The header length lets a later minor version append header fields that older readers
+//! skip; a change older readers must not ignore gets a new version byte. A value that
+//! starts with anything else is not a session: `N` is the short-lived note a rotation
+//! leaves under the old key, `T` the marker a revocation leaves under a key it found
+//! empty; both read as absent.
+
+use std::io::Write as _;
 
 use serde_json::{Map, Value};
 use session_layer::record::{Metadata, Record};
 use time::OffsetDateTime;
 
 /// The format version this crate writes and reads.
-pub(crate) const FORMAT: &[u8] = b"1";
-/// The prefix of data fields.
-pub(crate) const DATA: &[u8] = b"d:";
+pub(crate) const VERSION: u8 = b'2';
+/// The length of the header this crate writes.
+pub(crate) const HEADER: usize = 80;
+/// The first byte of a rotation's forwarding note.
+pub(crate) const NOTE: u8 = b'N';
+/// The first byte of a revocation's marker.
+pub(crate) const TOMBSTONE: u8 = b'T';
+
+/// The largest integer a Lua number (a double) holds exactly: times are kept within it.
+pub(crate) const LUA_MAX_EXACT: i64 = (1 << 53) - 1;
 
 /// A record that cannot be read: an unknown format version or a damaged field.
 #[derive(Debug)]
 pub(crate) struct Malformed(pub(crate) &'static str);
 
-/// What a session hash holds, as the layer sees it.
+/// What a session key holds, as the layer sees it.
 #[derive(Debug)]
 pub(crate) enum Stored {
-    /// No hash under the key.
+    /// Nothing, a rotation's note or a revocation's marker: no session.
     Absent,
-    /// A rotation is moving the record away: it counts as gone.
-    Moving,
     /// A readable record (live or not: the caller checks).
     Record(Record),
 }
 
-/// Unix milliseconds of `t` (the layer's times are whole milliseconds).
+/// Unix milliseconds of `t` (the layer's times are whole milliseconds), within what the
+/// header and a Lua number hold.
 pub(crate) fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+        .clamp(0, LUA_MAX_EXACT)
 }
 
-fn from_millis(text: &[u8]) -> Result<OffsetDateTime, Malformed> {
-    let ms: i64 = std::str::from_utf8(text)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(Malformed("a time field is not a number"))?;
+fn from_millis(ms: i64) -> Result<OffsetDateTime, Malformed> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|_| Malformed("a time field is out of range"))
 }
 
-/// The name of the field that holds data key `key`.
-pub(crate) fn data_field(key: &str) -> Vec<u8> {
-    let mut field = Vec::with_capacity(DATA.len() + key.len());
-    field.extend_from_slice(DATA);
-    field.extend_from_slice(key.as_bytes());
-    field
+fn digits(text: &[u8]) -> Result<i64, Malformed> {
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return Err(Malformed("a header field is not a number"));
+    }
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Malformed("a header field is out of range"))
 }
 
 /// The JSON text of a value.
@@ -64,134 +78,142 @@ pub(crate) fn json(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Every field of `record`, flattened as field, value, field, value... for HSET.
-pub(crate) fn record_fields(record: &Record, token: &str) -> Vec<Vec<u8>> {
+/// Appends one data entry: `<key length>:<key><value length>:<value>`.
+pub(crate) fn push_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let _ = write!(out, "{}:", key.len());
+    out.extend_from_slice(key);
+    let _ = write!(out, "{}:", value.len());
+    out.extend_from_slice(value);
+}
+
+/// The whole value of `record`.
+pub(crate) fn encode(record: &Record) -> Vec<u8> {
     let meta = &record.meta;
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(16 + 2 * record.data().len());
-    let mut push = |field: &[u8], value: Vec<u8>| {
-        out.push(field.to_vec());
-        out.push(value);
-    };
-    push(b"v", FORMAT.to_vec());
-    push(b"c", token.as_bytes().to_vec());
-    push(b"m:created", millis(meta.created).to_string().into_bytes());
-    push(b"m:seen", millis(meta.last_seen).to_string().into_bytes());
-    push(
-        b"m:idle",
-        millis(meta.idle_deadline).to_string().into_bytes(),
-    );
-    push(
-        b"m:abs",
-        millis(meta.absolute_deadline).to_string().into_bytes(),
-    );
-    push(
-        b"m:pers",
-        if meta.persistent { b"1" } else { b"0" }.to_vec(),
-    );
-    if let Some(user) = &meta.user {
-        push(b"m:user", user.as_bytes().to_vec());
+    let owner = meta.user.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(HEADER + owner.len() + 64);
+    out.push(VERSION);
+    let _ = write!(out, "{HEADER:03}");
+    for t in [
+        meta.created,
+        meta.last_seen,
+        meta.idle_deadline,
+        meta.absolute_deadline,
+    ] {
+        let _ = write!(out, "{:016}", millis(t));
     }
+    out.push(if meta.persistent { b'1' } else { b'0' });
+    out.push(if meta.user.is_some() { b'1' } else { b'0' });
+    let _ = write!(out, "{:010}", owner.len());
+    out.extend_from_slice(owner.as_bytes());
     for (key, value) in record.data() {
-        push(&data_field(key), json(value));
+        push_entry(&mut out, key.as_bytes(), &json(value));
     }
     out
 }
 
-/// Metadata from its six fields, in the order `created, seen, idle, abs, pers, user`.
-pub(crate) fn meta_from(fields: &[Option<Vec<u8>>]) -> Result<Metadata, Malformed> {
-    let [created, seen, idle, abs, pers, user] = fields else {
-        return Err(Malformed("metadata fields are missing"));
-    };
-    let time = |f: &Option<Vec<u8>>| from_millis(f.as_deref().unwrap_or_default());
-    let persistent = match pers.as_deref() {
-        Some(b"1") => true,
-        Some(b"0") => false,
-        _ => return Err(Malformed("the persistence flag is damaged")),
-    };
-    let user = match user {
-        Some(bytes) => {
-            Some(String::from_utf8(bytes.clone()).map_err(|_| Malformed("the user is not UTF-8"))?)
-        }
-        None => None,
-    };
-    Ok(Metadata {
-        created: time(created)?,
-        last_seen: time(seen)?,
-        idle_deadline: time(idle)?,
-        absolute_deadline: time(abs)?,
-        persistent,
-        user,
-    })
-}
-
-/// Reads a session hash as HGETALL returns it.
-pub(crate) fn decode(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Stored, Malformed> {
-    if fields.is_empty() {
-        return Ok(Stored::Absent);
-    }
-    let mut meta: [Option<Vec<u8>>; 6] = Default::default();
-    let mut version = None;
-    let mut moving = false;
-    let mut data = Map::new();
-    for (field, value) in fields {
-        if let Some(key) = field.strip_prefix(DATA) {
-            let key = String::from_utf8(key.to_vec())
-                .map_err(|_| Malformed("a data key is not UTF-8"))?;
-            let value: Value = serde_json::from_slice(&value)
-                .map_err(|_| Malformed("a data value is not JSON"))?;
-            data.insert(key, value);
-            continue;
-        }
-        let slot = match field.as_slice() {
-            b"v" => {
-                version = Some(value);
-                continue;
-            }
-            b"x" => {
-                moving = true;
-                continue;
-            }
-            b"m:created" => 0,
-            b"m:seen" => 1,
-            b"m:idle" => 2,
-            b"m:abs" => 3,
-            b"m:pers" => 4,
-            b"m:user" => 5,
-            // `c` and fields a later minor version may add.
-            _ => continue,
-        };
-        meta[slot] = Some(value);
-    }
-    if version.as_deref() != Some(FORMAT) {
+/// The metadata at the start of a format-2 value, and where its data starts.
+pub(crate) fn decode_meta(value: &[u8]) -> Result<(Metadata, usize), Malformed> {
+    if value.first() != Some(&VERSION) {
         return Err(Malformed("unknown record format version"));
     }
-    if moving {
-        return Ok(Stored::Moving);
+    if value.len() < HEADER {
+        return Err(Malformed("the header is cut short"));
     }
-    Ok(Stored::Record(Record::from_parts(data, meta_from(&meta)?)))
+    let header = usize::try_from(digits(&value[1..4])?)
+        .map_err(|_| Malformed("the header length is damaged"))?;
+    if header < HEADER || header > value.len() {
+        return Err(Malformed("the header length is damaged"));
+    }
+    let time = |at: usize| digits(&value[at..at + 16]).and_then(from_millis);
+    let persistent = match value[68] {
+        b'1' => true,
+        b'0' => false,
+        _ => return Err(Malformed("the persistence flag is damaged")),
+    };
+    let owned = match value[69] {
+        b'1' => true,
+        b'0' => false,
+        _ => return Err(Malformed("the owner flag is damaged")),
+    };
+    let owner_len = usize::try_from(digits(&value[70..80])?)
+        .map_err(|_| Malformed("the owner's length is damaged"))?;
+    let data_at = header
+        .checked_add(owner_len)
+        .filter(|end| *end <= value.len())
+        .ok_or(Malformed("the owner's length is damaged"))?;
+    let user = if owned {
+        Some(
+            String::from_utf8(value[header..data_at].to_vec())
+                .map_err(|_| Malformed("the user is not UTF-8"))?,
+        )
+    } else if owner_len == 0 {
+        None
+    } else {
+        return Err(Malformed("an owner without the owner flag"));
+    };
+    let meta = Metadata {
+        created: time(4)?,
+        last_seen: time(20)?,
+        idle_deadline: time(36)?,
+        absolute_deadline: time(52)?,
+        persistent,
+        user,
+    };
+    Ok((meta, data_at))
 }
 
-/// The `redis_record` fuzz target: `data` split at NUL bytes into field, value, field,
-/// value... is read as a session hash, as `HGETALL` would return it, and its first six
-/// pieces as the metadata fields `list_by_user` reads. Not part of the API.
+/// Reads one `<length>:` prefix at `at`: the length and where what it measures starts.
+fn length_at(value: &[u8], at: usize) -> Result<(usize, usize), Malformed> {
+    let colon = value[at..]
+        .iter()
+        .take(11)
+        .position(|b| *b == b':')
+        .ok_or(Malformed("a data entry is damaged"))?;
+    let len = usize::try_from(digits(&value[at..at + colon])?)
+        .map_err(|_| Malformed("a data entry is damaged"))?;
+    let start = at + colon + 1;
+    match start.checked_add(len) {
+        Some(end) if end <= value.len() => Ok((len, start)),
+        _ => Err(Malformed("a data entry is cut short")),
+    }
+}
+
+/// Reads a session key's value, as `GET` returns it (`None`: no key).
+pub(crate) fn decode(value: Option<&[u8]>) -> Result<Stored, Malformed> {
+    let Some(value) = value else {
+        return Ok(Stored::Absent);
+    };
+    match value.first() {
+        None | Some(&NOTE | &TOMBSTONE) => return Ok(Stored::Absent),
+        _ => {}
+    }
+    let (meta, mut at) = decode_meta(value)?;
+    let mut data = Map::new();
+    while at < value.len() {
+        let (klen, kstart) = length_at(value, at)?;
+        let key = std::str::from_utf8(&value[kstart..kstart + klen])
+            .map_err(|_| Malformed("a data key is not UTF-8"))?;
+        let (vlen, vstart) = length_at(value, kstart + klen)?;
+        let parsed: Value = serde_json::from_slice(&value[vstart..vstart + vlen])
+            .map_err(|_| Malformed("a data value is not JSON"))?;
+        data.insert(key.to_owned(), parsed);
+        at = vstart + vlen;
+    }
+    Ok(Stored::Record(Record::from_parts(data, meta)))
+}
+
+/// The `redis_record` fuzz target: `data` is read as a session key's value, as `GET`
+/// would return it, and its start as the metadata a write script returns. Not part of
+/// the API.
 ///
 /// # Panics
 ///
-/// If a hash that reads as a record does not read back the same after being written out
+/// If a value that reads as a record does not read back the same after being written out
 /// again (the decoder and the encoder disagree), or on any panic of the decoder.
 #[doc(hidden)]
 pub fn fuzz_record(data: &[u8]) {
-    let pieces: Vec<&[u8]> = data.split(|b| *b == 0).collect();
-    let fields: Vec<(Vec<u8>, Vec<u8>)> = pieces
-        .chunks_exact(2)
-        .map(|pair| (pair[0].to_vec(), pair[1].to_vec()))
-        .collect();
-    if let Ok(Stored::Record(record)) = decode(fields) {
-        let again: Vec<(Vec<u8>, Vec<u8>)> = record_fields(&record, "token")
-            .chunks_exact(2)
-            .map(|pair| (pair[0].clone(), pair[1].clone()))
-            .collect();
-        match decode(again) {
+    if let Ok(Stored::Record(record)) = decode(Some(data)) {
+        match decode(Some(&encode(&record))) {
             Ok(Stored::Record(back)) => {
                 assert_eq!(
                     back, record,
@@ -201,12 +223,7 @@ pub fn fuzz_record(data: &[u8]) {
             _ => panic!("a record that was read cannot be read once written again"),
         }
     }
-    let meta: Vec<Option<Vec<u8>>> = pieces
-        .iter()
-        .take(6)
-        .map(|p| (!p.is_empty()).then(|| p.to_vec()))
-        .collect();
-    let _ = meta_from(&meta);
+    let _ = decode_meta(data);
 }
 
 #[cfg(test)]
@@ -215,49 +232,71 @@ mod tests {
     use serde_json::json;
     use time::Duration;
 
-    fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
-        flat.chunks(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect()
-    }
-
-    #[test]
-    fn records_round_trip_through_their_fields() {
-        let mut record = Record::new(
+    fn record() -> Record {
+        Record::new(
             OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
             OffsetDateTime::from_unix_timestamp(1_700_003_600).unwrap(),
             OffsetDateTime::from_unix_timestamp(1_700_086_400).unwrap(),
-        );
-        record.meta.user = Some("alice".into());
+        )
+    }
+
+    #[test]
+    fn records_round_trip_through_their_value() {
+        let mut record = record();
+        record.meta.user = Some("alice: \"the\" 1:2".into());
         record.meta.persistent = true;
         record.meta.last_seen += Duration::milliseconds(123);
         record
             .data_mut()
-            .insert("m:user".into(), json!({"looks": "like metadata"}));
-        record.data_mut().insert("v".into(), json!(2));
-        let fields = pairs(record_fields(&record, "token"));
-        match decode(fields).unwrap() {
+            .insert("12:ab".into(), json!({"looks": "like 3:an entry"}));
+        record.data_mut().insert(String::new(), json!(2));
+        record.data_mut().insert("é".into(), json!("ünïcode"));
+        match decode(Some(&encode(&record))).unwrap() {
             Stored::Record(back) => assert_eq!(back, record),
+            other => panic!("decoded as {other:?}"),
+        }
+        let mut anonymous = self::record();
+        anonymous.meta.user = Some(String::new());
+        match decode(Some(&encode(&anonymous))).unwrap() {
+            Stored::Record(back) => assert_eq!(back.meta.user.as_deref(), Some("")),
             other => panic!("decoded as {other:?}"),
         }
     }
 
     #[test]
-    fn unknown_versions_and_damaged_fields_are_malformed() {
-        let record = Record::new(
-            OffsetDateTime::UNIX_EPOCH,
-            OffsetDateTime::UNIX_EPOCH + Duration::hours(1),
-            OffsetDateTime::UNIX_EPOCH + Duration::hours(2),
-        );
-        let mut fields = pairs(record_fields(&record, "t"));
-        fields[0].1 = b"2".to_vec();
-        assert!(decode(fields).is_err());
-        let mut fields = pairs(record_fields(&record, "t"));
-        fields.push((b"d:k".to_vec(), b"{not json".to_vec()));
-        assert!(decode(fields).is_err());
-        let mut fields = pairs(record_fields(&record, "t"));
-        fields.push((b"x".to_vec(), b"rotation".to_vec()));
-        assert!(matches!(decode(fields), Ok(Stored::Moving)));
-        assert!(matches!(decode(Vec::new()), Ok(Stored::Absent)));
+    fn unknown_versions_and_damaged_values_are_malformed() {
+        let mut record = record();
+        record.data_mut().insert("k".into(), json!(1));
+        let good = encode(&record);
+        let mut v = good.clone();
+        v[0] = b'3';
+        assert!(decode(Some(&v)).is_err());
+        let mut v = good.clone();
+        v.truncate(v.len() - 1);
+        assert!(decode(Some(&v)).is_err());
+        let mut v = good.clone();
+        let last = v.len() - 1;
+        v[last] = b'{';
+        assert!(decode(Some(&v)).is_err());
+        let mut v = good.clone();
+        v[30] = b'x';
+        assert!(decode(Some(&v)).is_err());
+        assert!(matches!(decode(Some(b"N...")), Ok(Stored::Absent)));
+        assert!(matches!(decode(Some(b"T")), Ok(Stored::Absent)));
+        assert!(matches!(decode(None), Ok(Stored::Absent)));
+    }
+
+    #[test]
+    fn a_longer_header_of_a_later_minor_version_is_skipped() {
+        let mut record = record();
+        record.meta.user = Some("bob".into());
+        record.data_mut().insert("k".into(), json!([1]));
+        let mut v = encode(&record);
+        v.splice(HEADER..HEADER, *b"extra");
+        v[1..4].copy_from_slice(b"085");
+        match decode(Some(&v)).unwrap() {
+            Stored::Record(back) => assert_eq!(back, record),
+            other => panic!("decoded as {other:?}"),
+        }
     }
 }

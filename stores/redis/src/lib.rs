@@ -53,15 +53,19 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `<prefix><storage key in hex>` | hash | one session |
+//! | `<prefix><storage key in hex>` | string | one session |
 //! | `<prefix>user:<SHA-256 of the user name in hex>` | sorted set | a user's sessions, scored by absolute deadline |
 //!
-//! The prefix defaults to `session:`. A session's hash has a format version (`v`),
-//! metadata fields (`m:created`, `m:seen`, `m:idle`, `m:abs`, `m:pers`, `m:user`) and one
-//! field per data key, `d:<key>`, holding the value's JSON; the prefixes keep data keys
-//! from colliding with metadata. A record of an unknown format version or with a damaged
-//! field is logged (without its key) and read as absent, so the request gets a new, empty
-//! session; no script ever writes to a record of an unknown format version.
+//! The prefix defaults to `session:`. A session is one string: a fixed-width header (the
+//! format version, `2`; the header's length; the creation time, the last activity and the
+//! idle and absolute deadlines in Unix milliseconds; the persistence flag; whether there
+//! is an owner and its length), the owner's name, then one entry per data key,
+//! `<key length>:<key><value length>:<value's JSON text>`. Reading a session is one `GET`
+//! and one pass over that string. A later minor format may append header fields, which
+//! this version skips; a change it must not ignore gets a new version byte. A record of
+//! an unknown format version, of the previous format (one hash per session, written by
+//! 0.1) or with a damaged layout is logged (without its key) and read as absent, so the
+//! request gets a new, empty session; no script ever writes to a value it cannot read.
 //!
 //! # Expiry
 //!
@@ -73,85 +77,96 @@
 //! instead. A record Redis has not removed yet (TTL lag, clock skew) but whose deadline
 //! has passed at the layer's `now` is still treated as absent by every operation.
 //!
-//! # Atomicity
+//! # Atomicity and round trips
 //!
-//! Each step runs as one Lua script on one key, so it is atomic on a standalone server
-//! and on a cluster alike; scripts only touch the keys they declare.
+//! Each write runs as one Lua script, so it is atomic on a standalone server and on a
+//! cluster alike; scripts only touch the keys they declare. The scripts apply the core's
+//! rules (how a change applies, the size limits, when a touch is due) exactly as
+//! `WriteRules::apply` does; the conformance suite pins the two together.
 //!
-//! | operation | how | round trips |
-//! | --- | --- | --- |
-//! | load | `HGETALL` | 1 |
-//! | load, touching if due | script: liveness check, the touch if due (`m:seen`, `m:idle`, TTL), then every field | 1 |
-//! | write without a read | script: as update, plus the size limits counted over the whole hash (nothing written if passed) and the touch if due | 1 (cluster, setting a user: 3) |
-//! | create | script: store only if the key is absent (the index entry is added in the same script, or just before it in cluster mode) | 1 (cluster, with a user: 2) |
-//! | update | script: liveness check, then `HDEL`/`HSET` of the changed fields only, metadata, TTL | 1 (cluster, setting a user: 3) |
-//! | touch | script: liveness check, `m:seen`, `m:idle`, TTL; data untouched | 1 |
-//! | delete | `DEL` | 1 |
-//! | rotate | mark, create, finish (below) | 3 (cluster, with a user: 4) |
-//! | rotate within limits | as rotate; the limits are checked on the fields the mark took (nothing written if passed) | 3 (cluster, with a user: 4) |
-//! | list by user | index read, then one `HMGET` per listed session, in parallel | 2 |
-//! | delete by user | index read, one script per session in parallel, `ZREM` | 3 |
+//! | operation | how | round trips (one server) | on a cluster |
+//! | --- | --- | --- | --- |
+//! | load | `GET` | 1 | 1 |
+//! | load, touching if due | script: `GET`; if the touch is due, `SETRANGE` of the two header fields and `PEXPIRE` | 1 | 1 |
+//! | apply a change (with its size check and due touch) | script: read, apply, `SET` with the new TTL | 1 | 1 (setting an owner: 3, the index first) |
+//! | create | `SET NX PX`; with an owner, a script that also adds the index entry | 1 | 1 (with an owner: 2, the index first) |
+//! | delete | `DEL` | 1 | 1 |
+//! | rotate | one script (below) | 1 (keeping an owner: 2) | 3 (below) |
+//! | list by user | per page of up to 512 entries, `ZSCAN` then `MGET`; then one script that drops dead entries | 3 (up to 512 sessions) | per page, `ZSCAN` then one `GET` per entry, in parallel |
+//! | delete by user | `GET` and `ZSCORE` of the caller's own session (the eviction check, below); per page `ZSCAN`, one script per session in parallel (following rotations' notes), one script that drops the ended entries | 5 (up to 512 sessions) | the same |
 //!
-//! Through the layer, a request that only reads its session costs one script call (the
-//! layer loads with the touching script, which writes nothing unless the idle deadline is
-//! due to move); a save after a load costs one more; a write without a read costs one
-//! (the write script), its touch and size check included; a sign-in (rotation), with or
-//! without writes, costs the rotation's three.
+//! Through the layer: a request that only reads its session costs one round trip (the
+//! touching load, which writes nothing unless the idle deadline is due to move, and then
+//! in the same call); a read then a write, two; a write without a read, one (its size
+//! check and due touch included); a sign-in (rotation and new owner, with or without
+//! writes), one (three on a cluster); a sign-out, one.
 //!
 //! Update and touch never create: a change to a session that was deleted, expired or
 //! rotated away writes nothing and is reported as gone, so a slow request cannot bring a
 //! signed-out session back. Two requests that write different keys of one session both
-//! keep their writes (each writes only its own fields); the same key written twice is
-//! last-writer-wins.
+//! keep their writes (each script applies only its own keys to the record it reads); the
+//! same key written twice is last-writer-wins.
 //!
 //! ## Rotation
 //!
-//! The old and new keys of a rotation hash to different slots, so no single script can
-//! see both on a cluster. Rotation is therefore three atomic steps, the same in both
-//! modes:
+//! On one server, one script reads the live record under the old key, refuses a taken
+//! new key (a collision, which 256-bit IDs make a sign of a broken random source) or a
+//! change past the limits, stores the changed record under the new key, indexes it under
+//! a new owner the change names, and replaces the old key with a short note (60 s) that
+//! names the new key and the old owner. Of concurrent rotations exactly one moves the
+//! session; the others find it gone. A rotation that keeps an owner adds the new key to
+//! that owner's index in a second call, since a script cannot name an index before it
+//! has read the owner; until then the note leads a revocation to the new key.
 //!
-//! 1. **Mark**: a script on the old key checks that the record is live, marks it as moving
-//!    (with a token of this rotation) and returns its fields. From this instant the old ID
-//!    is dead: loads, updates, touches and other rotations of it find nothing. Updates that
-//!    landed before the mark are in the returned fields and move with the record. This is
-//!    the point at which the rotation takes effect; of concurrent rotations exactly one
-//!    marks, the others find the session gone.
-//! 2. **Create**: the record, with the request's change applied, is created under the new
-//!    key with create-only semantics.
-//! 3. **Finish**: a script deletes the old key if it still carries this rotation's mark.
-//!    If a sign-out or revocation deleted it in the meantime, that wins: the new key is
-//!    deleted too and the rotation reports the session gone.
-//!
-//! If the new key is taken (a collision, which 256-bit IDs make a sign of a broken random
-//! source), the mark is cleared and the old record is untouched. If Redis fails between
-//! the steps, the store fails closed: the old key stays marked, so the session ends
-//! rather than surviving under two IDs; the request fails and its user signs in again.
+//! On a cluster the old key, the new key and the index hash to different slots, so a
+//! rotation is three steps: a script takes the record out of the old key (leaving the
+//! note), the new owner's index gets the new key, and the record is stored under the new
+//! key with create-only semantics. A revocation that reaches the new key before the
+//! record does leaves a marker there (60 s), so the last step finds the session gone and
+//! the rotation reports it gone. If the new key is taken, the record is put back under
+//! the old key unless a revocation ended it meanwhile. If Redis fails between the steps,
+//! the store fails closed: the session ends rather than surviving under two IDs or
+//! outside its index; the request fails and its user signs in again.
 //!
 //! # The per-user index
 //!
 //! Each user has a sorted set of their sessions' storage keys, scored by each session's
 //! absolute deadline, which never changes for a key. An entry is added before (or, on a
-//! standalone server, in the same script as) any write that gives a session its user, so
-//! a stored session is never missing from its user's index. Entries are dropped when the
-//! index is read or written and their absolute deadline has passed, and when
-//! [`delete_by_user`](session_layer::SessionStore::delete_by_user) deletes their session;
-//! the set's own TTL is kept at its latest member's deadline, so an index disappears with
-//! the last session it could name. Nothing is left behind forever.
+//! standalone server, in the same script as) any write that gives a session its user,
+//! except after a rotation that keeps its owner, where the rotation's note covers the gap.
+//! Listing and revocation walk the index a page of 512 entries per round trip
+//! (`ZSCAN`, then one `MGET`), so no single command holds Redis for long however many
+//! sessions a user has, and drop the entries they find dead: past their absolute
+//! deadline, naming a session of another owner, or (on one server) naming no session. On
+//! a cluster an entry whose session is missing may be a create still on its way, so only
+//! revocation drops those, after leaving its marker. The set's own TTL is kept at its
+//! latest member's deadline, so an index disappears with the last session it could name.
 //!
-//! An entry can outlive its session (a sign-out, an idle expiry, a rotation, an owner
-//! change), so listing reads every listed session and keeps only those that exist, are not
-//! moving, are live at `now`, and still belong to that user: a stale entry is never shown
-//! as live. Revocation deletes a listed session only if, inside its script, the session
-//! still belongs to that user.
+//! Listing keeps only sessions that exist, are live at `now`, and still belong to that
+//! user: a stale entry is never shown as live. Revocation deletes a listed session only
+//! if, inside its script, the session still belongs to that user, and follows the notes
+//! rotations left, so a rotation racing "sign out everywhere" never carries a session
+//! out of its reach, on one server or a cluster.
 //!
-//! On a cluster the index is a key in its own slot, so adding an entry and writing the
-//! session are two atomic steps rather than one, always in that order. A session being
-//! created or rotated at the very moment of a "sign out everywhere" may survive it, as
-//! with any store that does not lock a user's sessions together.
+//! ## Eviction
+//!
+//! Run the Redis that holds sessions with `maxmemory-policy noeviction`. Every key this
+//! store writes has a TTL, so under any other policy (`volatile-*` as well as
+//! `allkeys-*`) a server at its memory limit may drop a session (its user is signed out)
+//! or a user's index (so "sign out everywhere" cannot see that user's sessions).
+//! [`connect`](RedisStoreBuilder::connect) reads the policy and logs a warning when keys
+//! can be evicted, or fails with
+//! [`refuse_evicting_server`](RedisStoreBuilder::refuse_evicting_server). Revocation
+//! checks that the caller's own session is in its user's index; if the index lost it,
+//! the call ends what the index still names and returns a
+//! [`StoreErrorKind::Corrupt`](session_layer::StoreErrorKind) error instead of reporting
+//! success. Revoking every session of a user (no session of the caller to check against)
+//! cannot detect an evicted index.
 //!
 //! # Failures
 //!
-//! Every round trip is bounded by the command timeout (default 500 ms): a stalled server
+//! Every round trip is bounded by the command timeout (default 500 ms), a listing or
+//! revocation of many sessions by it per page: a stalled server
 //! fails the request with a [`StoreErrorKind::Timeout`](session_layer::StoreErrorKind)
 //! error; a server that cannot be reached fails it with
 //! [`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind). The layer turns either
@@ -182,7 +197,7 @@
 //!
 //! The repository's failover test measures it: a master, a replica and three Sentinels on
 //! loopback, 300 sign-outs over HTTP while the replica lags for 400 ms and the master is
-//! killed. Without the wait, every sign-out acknowledged during the lag (58 to 72 in our
+//! killed. Without the wait, every sign-out acknowledged during the lag (53 to 72 in our
 //! runs) came back on the new master; with it, those sign-outs failed instead, their
 //! users' retries succeeded once a replica was back, and none came back. Promotion took about 1.8 s (Sentinel's
 //! `down-after-milliseconds` 400); requests in that window fail with
@@ -216,6 +231,7 @@
 mod builder;
 mod codec;
 mod conn;
+mod eviction;
 mod replication;
 mod scripts;
 mod store;

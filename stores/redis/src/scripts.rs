@@ -1,210 +1,250 @@
-//! The Lua scripts that make each per-key step atomic.
+//! The Lua scripts that make each write atomic.
 //!
 //! Every script touches only the keys it is given in `KEYS`, so each runs on one node of a
-//! cluster (and behind sharding proxies). Scripts that take a second key (a user index) are
-//! only called with one outside cluster mode, where any two keys may meet in one script.
+//! cluster (and behind sharding proxies). Scripts that take a second key (a user index, a
+//! rotation's new key) are only called with one outside cluster mode, where any two keys
+//! may meet in one script.
 //!
-//! A session is one hash (see [`codec`](crate::codec) for its fields). A record counts as
-//! present only if its format version is known, it is not being moved by a rotation, and
-//! both deadlines lie after the `now` the layer passed; anything else is "gone".
+//! A session is one string (see [`codec`](crate::codec) for its layout). A record counts
+//! as present only if its format version is known and both deadlines lie after the `now`
+//! the layer passed; anything else is "gone", and no script ever writes to a value it
+//! cannot read. The rules the scripts apply (how a change applies, the limits, when a
+//! touch is due) mirror `WriteRules::apply` of the core exactly; the conformance suite
+//! holds the two together.
 
 use redis::Script;
 
 /// Helpers every script starts with.
+///
+/// The change arguments (`ARGV`), shared by the write and rotation scripts: 1 now, 2 clear
+/// (`1`/`0`), 3 and 4 the change's own touch (seen, idle deadline; `''` for none), 5 a new
+/// persistence flag (`''` to keep), 6 owner op (`''` keep, `0` remove, `1` set), 7 the new
+/// owner, 8 the index member (the session's storage key in hex, the new one for a
+/// rotation), 9 and 10 how many keys are removed and set, 11 and 12 the limits (keys,
+/// bytes), 13 and 14 the idle deadlines a touch at `now` sets for a browser-only and a
+/// persistent session, 15 the touch step, 16 how long a rotation's note lives, 17 `1` in
+/// cluster mode; then the removed keys, then key, JSON text pairs.
 const PRELUDE: &str = r"
-local function chunked(cmd, key, arr, first, last)
-  local i = first
-  while i <= last do
-    local j = math.min(i + 199, last)
-    redis.call(cmd, key, unpack(arr, i, j))
-    i = j + 1
+local function t16(n) return string.format('%016d', n) end
+
+-- The record in value `v`, or nil if `v` is no record this version can read.
+local function parse(v)
+  if type(v) ~= 'string' or string.byte(v, 1) ~= 50 then return nil end
+  local hl = tonumber(string.sub(v, 2, 4))
+  if not hl or hl < 80 or hl > #v then return nil end
+  local ol = tonumber(string.sub(v, 71, 80))
+  local idle, abs = tonumber(string.sub(v, 37, 52)), tonumber(string.sub(v, 53, 68))
+  if not ol or not idle or not abs or hl + ol > #v then return nil end
+  return {v = v, hl = hl, idle = idle, abs = abs, abs_s = string.sub(v, 53, 68),
+    pers = string.sub(v, 69, 69), owned = string.sub(v, 70, 70) == '1',
+    owner = string.sub(v, hl + 1, hl + ol), data = hl + ol + 1}
+end
+
+local function read(key)
+  return parse(redis.pcall('GET', key))
+end
+
+-- The data entries of record r: the keys in order and their JSON texts, or nil if damaged.
+local function entries(r)
+  local v, i, keys, vals = r.v, r.data, {}, {}
+  while i <= #v do
+    local c = string.find(v, ':', i, true)
+    local kl = c and tonumber(string.sub(v, i, c - 1))
+    if not kl then return nil end
+    local key = string.sub(v, c + 1, c + kl)
+    i = c + kl + 1
+    c = string.find(v, ':', i, true)
+    local vl = c and tonumber(string.sub(v, i, c - 1))
+    if not vl or c + vl > #v then return nil end
+    keys[#keys + 1] = key
+    vals[key] = string.sub(v, c + 1, c + vl)
+    i = c + vl + 1
   end
+  return keys, vals
 end
 
-local function live(key, now)
-  local m = redis.call('HMGET', key, 'v', 'x', 'm:idle', 'm:abs')
-  if m[1] ~= '1' or m[2] then return nil end
-  local idle, abs = tonumber(m[3]), tonumber(m[4])
-  if not idle or not abs or not (now < idle and now < abs) then return nil end
-  return idle, abs, m[4]
+-- The idle deadline a due touch sets, or nil if none is due: now plus the idle timeout of
+-- the persistence flag `pers` (given as deadlines), capped at the absolute deadline, must
+-- lie more than `step` after the stored one.
+local function due(idle, abs, pers, browser, persistent, step)
+  local n = tonumber(browser)
+  if pers == '1' then n = tonumber(persistent) end
+  if n > abs then n = abs end
+  if n - idle > tonumber(step) then return n end
+  return nil
 end
 
-local function expire(key, expires, now)
+-- Keeps `value` under `key` until `expires`, or deletes the key if that has passed.
+local function store(key, value, expires, now)
   local ttl = expires - now
   if ttl <= 0 then
     redis.call('DEL', key)
-    return false
+  else
+    redis.call('SET', key, value, 'PX', string.format('%d', ttl))
   end
-  redis.call('PEXPIRE', key, string.format('%d', ttl))
-  return true
-end
-
--- The idle deadline (number, text) a due touch sets, or nil if none is due: the deadline
--- for the session's persistence flag `pers` (given as texts, now plus each idle timeout),
--- capped at the absolute one, must lie more than `step` after the stored one.
-local function due(idle, abs, abs_s, pers, browser_s, persistent_s, step)
-  local s = browser_s
-  if pers == '1' then s = persistent_s end
-  local n = tonumber(s)
-  if n > abs then n, s = abs, abs_s end
-  if n - idle > tonumber(step) then return n, s end
-  return nil
 end
 
 local function index_add(z, member, score, now)
   redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
   redis.call('ZADD', z, score, member)
   local top = redis.call('ZRANGE', z, -1, -1, 'WITHSCORES')
-  expire(z, tonumber(top[2]), tonumber(now))
+  local ttl = tonumber(top[2]) - tonumber(now)
+  if ttl > 0 then redis.call('PEXPIRE', z, string.format('%d', ttl)) end
+end
+
+-- Applies the change in ARGV to live record r, as the core's WriteRules::apply does.
+-- Returns the new value, the length of its header and owner, and its expiry; or false and
+-- {'L', keys, bytes} if the limits refuse it; or nil if the data's layout is damaged (the
+-- JSON texts themselves are the reader's to check).
+local function apply(r, now)
+  local nrem, nset, o = tonumber(ARGV[9]), tonumber(ARGV[10]), 18
+  local data = string.sub(r.v, r.data)
+  local keys, vals = entries(r)
+  if not keys then return nil end
+  if ARGV[2] == '1' or nrem > 0 or nset > 0 then
+    local bk, bb = #keys, 0
+    for _, key in ipairs(keys) do bb = bb + #key + #vals[key] end
+    if ARGV[2] == '1' then keys, vals = {}, {} end
+    for i = o, o - 1 + nrem do vals[ARGV[i]] = nil end
+    for i = o + nrem, o - 2 + nrem + 2 * nset, 2 do
+      keys[#keys + 1] = ARGV[i]
+      vals[ARGV[i]] = ARGV[i + 1]
+    end
+    local ak, ab, parts, done = 0, 0, {}, {}
+    for _, key in ipairs(keys) do
+      local val = vals[key]
+      if val and not done[key] then
+        done[key] = true
+        ak, ab = ak + 1, ab + #key + #val
+        parts[#parts + 1] = #key .. ':' .. key .. #val .. ':' .. val
+      end
+    end
+    if (ak > tonumber(ARGV[11]) and ak > bk) or (ab > tonumber(ARGV[12]) and ab > bb) then
+      return false, {'L', tostring(ak), tostring(ab)}
+    end
+    data = table.concat(parts)
+  end
+  local pers, owned, owner = r.pers, r.owned, r.owner
+  if ARGV[5] ~= '' then pers = ARGV[5] end
+  if ARGV[6] == '1' then
+    owned, owner = true, ARGV[7]
+  elseif ARGV[6] == '0' then
+    owned, owner = false, ''
+  end
+  local seen, idle = string.sub(r.v, 21, 36), r.idle
+  if ARGV[3] ~= '' then
+    seen, idle = t16(tonumber(ARGV[3])), math.min(tonumber(ARGV[4]), r.abs)
+  else
+    local n = due(r.idle, r.abs, pers, ARGV[13], ARGV[14], ARGV[15])
+    if n then seen, idle = t16(now), n end
+  end
+  local head = string.sub(r.v, 1, 20) .. seen .. t16(idle) .. r.abs_s .. pers
+    .. (owned and '1' or '0') .. string.format('%010d', #owner) .. string.sub(r.v, 81, r.hl)
+    .. owner
+  return head .. data, #head, math.min(idle, r.abs)
+end
+
+-- What a rotation leaves under the old key `k` of record r: a note naming the new member
+-- and the old owner, so a revocation of that owner that read the index before the new key
+-- was in it still finds the session; nothing if the session had no owner.
+local function leave(k, r)
+  if r.owned then
+    redis.call('SET', k, 'N' .. string.format('%010d', #r.owner) .. r.owner .. ARGV[8],
+      'PX', ARGV[16])
+  else
+    redis.call('DEL', k)
+  end
 end
 ";
 
-/// KEYS: session, [index]. ARGV: token, ttl, now, member, score, field/value pairs...
-/// Returns 1 if stored (or already stored by this same call), 0 if the key is taken.
+/// KEYS: session, index. ARGV: value, ttl, member, score (absolute deadline), now.
+/// Stores a new session and its index entry unless the key is taken: 1 if stored, 0 if not.
 const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HGET', KEYS[1], 'c') == ARGV[1] then return 1 end
-  return 0
-end
-if KEYS[2] then index_add(KEYS[2], ARGV[4], ARGV[5], ARGV[3]) end
-chunked('HSET', KEYS[1], ARGV, 6, #ARGV)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+index_add(KEYS[2], ARGV[3], ARGV[4], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// The start of an update (and of a write): finds the live record or returns nil.
-/// ARGV: now, clear, seen, idle, persistent, user op ('' keep, '0' remove, '1' set), user,
-/// member, #removed, #set, then arguments of the script's own, then the removed fields from
-/// `ARGV[o]`, then the set field/value pairs.
-const APPLY_HEAD: &str = r"
-local k = KEYS[1]
-local now = tonumber(ARGV[1])
-local idle, abs, abs_s = live(k, now)
-if not idle then return false end
-local nrem, nset = tonumber(ARGV[9]), tonumber(ARGV[10])
-";
-
-/// The end of an update (and of a write): applies the change, with the touch `seen_s`,
-/// `idle_s` ('' for none), and returns the metadata fields afterwards.
-const APPLY_TAIL: &str = r"
-if KEYS[2] then index_add(KEYS[2], ARGV[8], abs_s, ARGV[1]) end
-if ARGV[2] == '1' then
-  local dead = {}
-  for _, f in ipairs(redis.call('HKEYS', k)) do
-    if string.sub(f, 1, 2) == 'd:' then dead[#dead + 1] = f end
-  end
-  chunked('HDEL', k, dead, 1, #dead)
-end
-chunked('HDEL', k, ARGV, o, o - 1 + nrem)
-chunked('HSET', k, ARGV, o + nrem, o - 1 + nrem + 2 * nset)
-if seen_s ~= '' then
-  local new_idle, s = tonumber(idle_s), idle_s
-  if new_idle > abs then new_idle, s = abs, abs_s end
-  redis.call('HSET', k, 'm:seen', seen_s, 'm:idle', s)
-  idle = new_idle
-end
-if ARGV[5] ~= '' then redis.call('HSET', k, 'm:pers', ARGV[5]) end
-if ARGV[6] == '1' then
-  redis.call('HSET', k, 'm:user', ARGV[7])
-elseif ARGV[6] == '0' then
-  redis.call('HDEL', k, 'm:user')
-end
-local meta = redis.call('HMGET', k, 'm:created', 'm:seen', 'm:idle', 'm:abs', 'm:pers', 'm:user')
-expire(k, math.min(idle, abs), now)
-return meta
-";
-
-/// A change, within the limits and with a due touch. KEYS: session, [index of the new user]. ARGV: as
-/// [`APPLY_HEAD`], with five of its own: max keys, max bytes, the idle deadlines a touch now
-/// sets for a browser-only and for a persistent session, and the touch step. Returns nil if
-/// gone; `L`, keys, bytes (nothing written) if the data would pass the limits and grow on
-/// the count that passes them; else the metadata fields afterwards. Data is counted as the
-/// layer's `Limits` counts it: per key, its length plus its JSON text's.
+/// A change, within the limits and with a due touch. KEYS: session, [index of the new
+/// owner]. ARGV: the change arguments. Returns nil if gone; `L`, keys, bytes (nothing
+/// written) if the data would pass the limits and grow on the count that passes them;
+/// else the header and owner afterwards.
 const WRITE: &str = r"
-local o = 16
-if nset > 0 then
-  local size, before_k, before_b = {}, 0, 0
-  local all = redis.call('HGETALL', k)
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if string.sub(f, 1, 2) == 'd:' then
-      local n = #f - 2 + #all[i + 1]
-      before_k, before_b = before_k + 1, before_b + n
-      if ARGV[2] ~= '1' then size[f] = n end
-    end
-  end
-  for i = o, o - 1 + nrem do size[ARGV[i]] = nil end
-  for i = o + nrem, o - 1 + nrem + 2 * nset, 2 do size[ARGV[i]] = #ARGV[i] - 2 + #ARGV[i + 1] end
-  local keys, bytes = 0, 0
-  for _, n in pairs(size) do keys, bytes = keys + 1, bytes + n end
-  if (keys > tonumber(ARGV[11]) and keys > before_k)
-      or (bytes > tonumber(ARGV[12]) and bytes > before_b) then
-    return {'L', tostring(keys), tostring(bytes)}
-  end
-end
-local seen_s, idle_s = ARGV[3], ARGV[4]
-if seen_s == '' then
-  local pers = ARGV[5]
-  if pers == '' then pers = redis.call('HGET', k, 'm:pers') end
-  local n, s = due(idle, abs, abs_s, pers, ARGV[13], ARGV[14], ARGV[15])
-  if n then seen_s, idle_s = ARGV[1], s end
-end
+local k, now = KEYS[1], tonumber(ARGV[1])
+local r = read(k)
+if not r or not (now < r.idle and now < r.abs) then return false end
+local value, head, expires = apply(r, now)
+if not value then return head end
+store(k, value, expires, now)
+if KEYS[2] then index_add(KEYS[2], ARGV[8], r.abs_s, ARGV[1]) end
+return string.sub(value, 1, head)
 ";
 
-/// A load that touches if due. KEYS: session. ARGV: now, the idle deadlines a touch now sets
-/// for a browser-only and for a persistent session, the touch step. Moves `m:seen`,
-/// `m:idle` and the TTL of a live record if a touch is due, and returns every field (as
-/// `HGETALL`), whatever the record's state, for the caller to read.
+/// A load that touches if due. KEYS: session. ARGV: now, the idle deadlines a touch now
+/// sets for a browser-only and for a persistent session, the touch step. Moves the seen
+/// time, the idle deadline and the TTL of a live record if a touch is due, and returns the
+/// value (as `GET` would; `W` for a key of another type, such as a record of the previous
+/// format) for the caller to read.
 const LOAD_TOUCHING: &str = r"
 local k = KEYS[1]
+local v = redis.pcall('GET', k)
+if type(v) == 'table' then return 'W' end
+local r = parse(v)
+if not r then return v end
 local now = tonumber(ARGV[1])
-local idle, abs, abs_s = live(k, now)
-if idle then
-  local n, s = due(idle, abs, abs_s, redis.call('HGET', k, 'm:pers'), ARGV[2], ARGV[3], ARGV[4])
+if now < r.idle and now < r.abs then
+  local n = due(r.idle, r.abs, r.pers, ARGV[2], ARGV[3], ARGV[4])
   if n then
-    redis.call('HSET', k, 'm:seen', ARGV[1], 'm:idle', s)
-    expire(k, n, now)
+    local moved = t16(now) .. t16(n)
+    redis.call('SETRANGE', k, 20, moved)
+    redis.call('PEXPIRE', k, string.format('%d', n - now))
+    return string.sub(v, 1, 20) .. moved .. string.sub(v, 53)
   end
 end
-return redis.call('HGETALL', k)
+return v
 ";
 
-/// Rotation, step 1. KEYS: old session. ARGV: now, token. Marks the live record as moving
-/// (from here on every other operation finds it gone) and returns all its fields, or nil.
-const MARK: &str = r"
-local k = KEYS[1]
-local x = redis.call('HGET', k, 'x')
-if x then
-  if x == ARGV[2] then return redis.call('HGETALL', k) end
-  return false
-end
-if not live(k, tonumber(ARGV[1])) then return false end
-redis.call('HSET', k, 'x', ARGV[2])
-return redis.call('HGETALL', k)
+/// Rotation on one server, in one step. KEYS: old session, new session, [index of the new
+/// owner]. ARGV: the change arguments, member being the new key's. Returns nil if the old
+/// record is gone, `C` if the new key is taken, `L`... as the write script if too large,
+/// else the header and owner of the record now under the new key.
+const ROTATE: &str = r"
+local k, nk, now = KEYS[1], KEYS[2], tonumber(ARGV[1])
+local r = read(k)
+if not r or not (now < r.idle and now < r.abs) then return false end
+if redis.call('EXISTS', nk) == 1 then return 'C' end
+local value, head, expires = apply(r, now)
+if not value then return head end
+store(nk, value, expires, now)
+leave(k, r)
+if KEYS[3] then index_add(KEYS[3], ARGV[8], r.abs_s, ARGV[1]) end
+return string.sub(value, 1, head)
 ";
 
-/// Rotation, undo. KEYS: old session. ARGV: token. Clears this rotation's mark.
-const UNMARK: &str = r"
-if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'x')
-  return 1
-end
-return 0
+/// Rotation on a cluster, step 1 (the old and new keys live in different slots). KEYS: old
+/// session. ARGV: the change arguments, member being the new key's. Takes the live record
+/// out (leaving the note) and returns the new value, the length of its header and owner,
+/// its TTL, the old value and its TTL, for the caller to store under the new key; nil if
+/// gone, `L`... if too large.
+const MOVE_OUT: &str = r"
+local k, now = KEYS[1], tonumber(ARGV[1])
+local r = read(k)
+if not r or not (now < r.idle and now < r.abs) then return false end
+local value, head, expires = apply(r, now)
+if not value then return head end
+leave(k, r)
+return {value, tostring(head), string.format('%d', expires - now), r.v,
+  string.format('%d', math.min(r.idle, r.abs) - now)}
 ";
 
-/// Rotation, last step. KEYS: old session. ARGV: token, the new key's member, the owner
-/// ('' for none), how long to keep the forwarding note (milliseconds). If this rotation
-/// still holds its mark, replaces the old record with a note naming the new key and the
-/// owner (so a revocation of the owner that read the index before the new key was in it
-/// still finds the session) and returns 1; 0 means someone deleted it meanwhile (a sign-out
-/// won).
-const FINISH: &str = r"
-if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  if ARGV[3] ~= '' then
-    redis.call('HSET', KEYS[1], 'x', 'moved', 'to', ARGV[2], 'm:user', ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  end
+/// Rotation on a cluster, undo after a collision. KEYS: old session. ARGV: the note the
+/// move left (`''` if none), the old value, its TTL. Puts the record back if nothing
+/// replaced the note meanwhile: 1 if it did, 0 if a revocation got there first.
+const MOVE_BACK: &str = r"
+local v = redis.call('GET', KEYS[1])
+if (ARGV[1] == '' and not v) or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
@@ -216,25 +256,45 @@ index_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1
 ";
 
-/// KEYS: user index. ARGV: now. Drops members past their absolute deadline, lists the rest.
-const INDEX_READ: &str = r"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-";
-
-/// KEYS: session. ARGV: user, now. Deletes the record if `user` owns it. Returns -1 if it
-/// does not (or is absent), 1 if a live record was deleted, 0 if an expired one was, and
-/// the new key's member if it was the forwarding note a rotation left (the caller follows
-/// it).
+/// KEYS: session. ARGV: user, now, how long a marker lives, `1` to leave one on an empty
+/// key. Deletes the record if `user` owns it. Returns -1 if it does not (or is absent), 1
+/// if a live record was deleted, 0 if an expired one was, and the new key's member if it
+/// was the note a rotation left (the caller follows it). With ARGV[4] (cluster mode) an
+/// empty key gets a marker for ARGV[3] ms, so a create or rotation still on its way to it
+/// fails rather than escaping the revocation.
 const DELETE_OWNED: &str = r"
 local k = KEYS[1]
-local m = redis.call('HMGET', k, 'm:user', 'm:idle', 'm:abs', 'x', 'to')
-if m[1] ~= ARGV[1] then return -1 end
+local v = redis.pcall('GET', k)
+if v == false then
+  if ARGV[4] == '1' then redis.call('SET', k, 'T', 'PX', ARGV[3]) end
+  return -1
+end
+if type(v) ~= 'string' then return -1 end
+if string.byte(v, 1) == 78 then
+  local ol = tonumber(string.sub(v, 2, 11))
+  if not ol or string.sub(v, 12, 11 + ol) ~= ARGV[1] then return -1 end
+  redis.call('DEL', k)
+  return string.sub(v, 12 + ol)
+end
+local r = parse(v)
+if not r or not r.owned or r.owner ~= ARGV[1] then return -1 end
 redis.call('DEL', k)
-if m[4] == 'moved' then return m[5] end
-local now, idle, abs = tonumber(ARGV[2]), tonumber(m[2]), tonumber(m[3])
-if idle and abs and now < idle and now < abs then return 1 end
+local now = tonumber(ARGV[2])
+if now < r.idle and now < r.abs then return 1 end
 return 0
+";
+
+/// KEYS: user index. ARGV: now, members... Drops the members given (dead sessions) and
+/// those past their absolute deadline; deletes an index left empty.
+const INDEX_PRUNE: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local i = 2
+while i <= #ARGV do
+  local j = math.min(i + 199, #ARGV)
+  redis.call('ZREM', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+return redis.call('ZCARD', KEYS[1])
 ";
 
 /// The compiled scripts, each sent by SHA (EVALSHA) and loaded on a `NOSCRIPT` miss.
@@ -242,11 +302,11 @@ pub(crate) struct Scripts {
     pub(crate) create: Script,
     pub(crate) write: Script,
     pub(crate) load_touching: Script,
-    pub(crate) mark: Script,
-    pub(crate) unmark: Script,
-    pub(crate) finish: Script,
+    pub(crate) rotate: Script,
+    pub(crate) move_out: Script,
+    pub(crate) move_back: Script,
     pub(crate) index_add: Script,
-    pub(crate) index_read: Script,
+    pub(crate) index_prune: Script,
     pub(crate) delete_owned: Script,
 }
 
@@ -255,14 +315,14 @@ impl Scripts {
         let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
         Self {
             create: with_prelude(CREATE),
-            write: with_prelude(&format!("{APPLY_HEAD}{WRITE}{APPLY_TAIL}")),
+            write: with_prelude(WRITE),
             load_touching: with_prelude(LOAD_TOUCHING),
-            mark: with_prelude(MARK),
-            unmark: Script::new(UNMARK),
-            finish: Script::new(FINISH),
+            rotate: with_prelude(ROTATE),
+            move_out: with_prelude(MOVE_OUT),
+            move_back: Script::new(MOVE_BACK),
             index_add: with_prelude(INDEX_ADD),
-            index_read: Script::new(INDEX_READ),
-            delete_owned: Script::new(DELETE_OWNED),
+            index_prune: Script::new(INDEX_PRUNE),
+            delete_owned: with_prelude(DELETE_OWNED),
         }
     }
 }

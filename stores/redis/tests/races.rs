@@ -4,14 +4,23 @@
 
 mod common;
 
+/// These tests are about who wins a race, not latency: a debug build on a busy two-core
+/// machine, with about a thousand requests in flight, can take longer than the default
+/// 500 ms per command, and a timeout would fail a request the race did not.
+fn patient(builder: RedisStoreBuilder) -> RedisStoreBuilder {
+    builder.with_command_timeout(Duration::from_secs(10))
+}
+
+use std::time::Duration;
+
 use session_layer::SessionLayer;
-use session_layer_redis::RedisStore;
+use session_layer_redis::{RedisStore, RedisStoreBuilder};
 use session_layer_test_support::app::{router, routes, serve};
 use session_layer_test_support::races;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sign_out_everywhere_else_racing_a_rotation_leaves_no_survivor() {
-    let Some(store) = common::shared_store().await else {
+    let Some(store) = common::shared_store_with(patient).await else {
         return;
     };
     races::revocation_racing_rotation(serve(router(store)).await, 150).await;
@@ -19,7 +28,7 @@ async fn sign_out_everywhere_else_racing_a_rotation_leaves_no_survivor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sign_out_everywhere_else_ends_sessions_that_changed_hands_under_load() {
-    let Some(store) = common::shared_store().await else {
+    let Some(store) = common::shared_store_with(patient).await else {
         return;
     };
     races::revocation_after_owner_changes(serve(router(store)).await, 64, 20).await;
@@ -27,7 +36,7 @@ async fn sign_out_everywhere_else_ends_sessions_that_changed_hands_under_load() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_reports_only_what_it_ended() {
-    let Some(store) = common::shared_store().await else {
+    let Some(store) = common::shared_store_with(patient).await else {
         return;
     };
     races::revoke_answers_truthfully(serve(router(store)).await).await;
@@ -35,7 +44,7 @@ async fn revoke_reports_only_what_it_ended() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_then_writes_cannot_grow_a_session_past_its_limits() {
-    let Some(store) = common::shared_store().await else {
+    let Some(store) = common::shared_store_with(patient).await else {
         return;
     };
     let layer = SessionLayer::builder(store)
@@ -52,7 +61,7 @@ async fn on_a_cluster_revocation_racing_rotations_and_owner_changes_leaves_no_su
     let Some(cluster) = common::RedisCluster::start() else {
         return;
     };
-    let store = RedisStore::cluster_builder(cluster.urls())
+    let store = patient(RedisStore::cluster_builder(cluster.urls()))
         .connect()
         .await
         .expect("connect to the cluster");

@@ -241,42 +241,75 @@ async fn an_unreadable_record_is_absent_and_never_written_to() {
     let store = server.store().await;
     let mut redis = server.inspector().await;
     let (t, k) = (now(), key());
-    let ms = |d: OffsetDateTime| (d.unix_timestamp_nanos() / 1_000_000).to_string();
     let name = store.redis_key(&k);
-    // A record from a future format version, then one with a damaged value.
-    for (version, value) in [("2", "\"hello\""), ("1", "{not json")] {
-        let _: () = redis.del(&name).await.unwrap();
-        let _: () = redis
-            .hset_multiple(
-                &name,
-                &[
-                    ("v", version.to_owned()),
-                    ("m:created", ms(t)),
-                    ("m:seen", ms(t)),
-                    ("m:idle", ms(t + Duration::hours(1))),
-                    ("m:abs", ms(t + Duration::hours(2))),
-                    ("m:pers", "0".to_owned()),
-                    ("d:greeting", value.to_owned()),
-                ],
-            )
-            .await
-            .unwrap();
-        let before: Vec<(String, String)> = redis.hgetall(&name).await.unwrap();
-        assert_eq!(store.load(&k, None, t).await.unwrap(), None);
-        if version == "2" {
-            let mut change = Change::default();
-            change.set("x", json!(1));
-            assert_eq!(store.update(&k, &change, t).await.unwrap(), None);
+    store.create(&k, &record(t)).await.unwrap();
+    let good: Vec<u8> = redis.get(&name).await.unwrap();
+    let ms = |d: OffsetDateTime| (d.unix_timestamp_nanos() / 1_000_000).to_string();
+    let mut later_version = good.clone();
+    later_version[0] = b'3';
+    let mut cut_short = good.clone();
+    cut_short.pop();
+    for (what, value) in [
+        ("a later format", later_version),
+        ("a damaged value", cut_short),
+    ] {
+        let _: () = redis.set(&name, &value).await.unwrap();
+        assert_eq!(store.load(&k, None, t).await.unwrap(), None, "{what}");
+        let mut change = Change::default();
+        change.set("x", json!(1));
+        if what == "a later format" {
+            assert_eq!(store.update(&k, &change, t).await.unwrap(), None, "{what}");
             assert!(!store.touch(&k, t, t + Duration::hours(1)).await.unwrap());
         }
         let outcome = store
             .rotate_to(&k, &key(), &Change::default(), t)
             .await
             .unwrap();
-        assert_eq!(outcome, Rotated::Gone);
-        let after: Vec<(String, String)> = redis.hgetall(&name).await.unwrap();
-        assert_eq!(before, after, "an unreadable record was written to");
+        assert_eq!(outcome, Rotated::Gone, "{what}");
+        let after: Vec<u8> = redis.get(&name).await.unwrap();
+        assert_eq!(after, value, "{what} was written to");
     }
+
+    // A session of the previous format (one hash per session) reads as absent, and no
+    // write turns it into a session of this one.
+    let _: () = redis.del(&name).await.unwrap();
+    let _: () = redis
+        .hset_multiple(
+            &name,
+            &[
+                ("v", "1".to_owned()),
+                ("m:created", ms(t)),
+                ("m:seen", ms(t)),
+                ("m:idle", ms(t + Duration::hours(1))),
+                ("m:abs", ms(t + Duration::hours(2))),
+                ("m:pers", "0".to_owned()),
+                ("d:greeting", "\"hello\"".to_owned()),
+            ],
+        )
+        .await
+        .unwrap();
+    let before: Vec<(String, String)> = redis.hgetall(&name).await.unwrap();
+    assert_eq!(store.load(&k, None, t).await.unwrap(), None);
+    let rule = session_layer::store::TouchRule::new(
+        Duration::hours(1),
+        Duration::days(1),
+        Duration::minutes(1),
+    );
+    assert_eq!(store.load(&k, Some(&rule), t).await.unwrap(), None);
+    let mut change = Change::default();
+    change.set("x", json!(1));
+    assert_eq!(store.update(&k, &change, t).await.unwrap(), None);
+    let outcome = store
+        .rotate_to(&k, &key(), &Change::default(), t)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Rotated::Gone);
+    assert!(!store.create(&k, &record(t)).await.unwrap(), "overwrote it");
+    let after: Vec<(String, String)> = redis.hgetall(&name).await.unwrap();
+    assert_eq!(
+        before, after,
+        "a record of the previous format was written to"
+    );
 }
 
 #[tokio::test]
@@ -293,4 +326,34 @@ async fn scripts_a_server_forgot_are_loaded_again() {
     store.update(&k, &change, t).await.unwrap().expect("live");
     let loaded = store.load(&k, None, t).await.unwrap().expect("live");
     assert_eq!(loaded.data()["after"], json!("flush"));
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_else_spares_the_session_its_own_rotation_moved() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = server.store().await;
+    let t = now();
+    let (before, after, other) = (key(), key(), key());
+    let mut r = record(t);
+    r.meta.user = Some("dana".into());
+    store.create(&before, &r).await.unwrap();
+    store.create(&other, &r).await.unwrap();
+    // A signed-in session gets a new ID (a privilege change), keeping its owner; the old
+    // key holds, for a while, the note that leads a revocation to the new one.
+    let outcome = store
+        .rotate_to(&before, &after, &Change::default(), t)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Rotated::Done(_)));
+    assert_eq!(
+        store.delete_by_user("dana", Some(&after), t).await.unwrap(),
+        1
+    );
+    assert!(
+        store.load(&after, None, t).await.unwrap().is_some(),
+        "the caller's own session was signed out"
+    );
+    assert!(store.load(&other, None, t).await.unwrap().is_none());
 }

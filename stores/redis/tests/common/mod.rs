@@ -91,6 +91,14 @@ impl RedisServer {
         Self::start_with(free_port(false), extra.map(String::from).to_vec())
     }
 
+    /// Starts a private server with these extra `redis-server` arguments.
+    pub(crate) fn start_with_args(args: &[&str]) -> Option<Self> {
+        Self::start_with(
+            free_port(false),
+            args.iter().map(|a| (*a).to_owned()).collect(),
+        )
+    }
+
     fn start_with(port: u16, extra: Vec<String>) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
