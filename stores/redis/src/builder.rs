@@ -164,7 +164,7 @@ impl RedisStoreBuilder {
     /// reached a replica), never a silent success. Default: off. See the crate docs,
     /// "Replicas and failover", for what each mode guarantees.
     ///
-    /// `timeout` must be shorter than the command timeout (a waiting `WAIT` is one round
+    /// `timeout` must be at most 80% of the command timeout (a waiting `WAIT` is one round
     /// trip), and `replicas` at least 1; [`connect`](Self::connect) refuses anything else.
     ///
     /// ```no_run
@@ -291,7 +291,11 @@ impl RedisStoreBuilder {
             let conn = timed(
                 limit,
                 "connect",
-                Reconnecting::connect(Source::Server(client), self.connection_config()),
+                Reconnecting::connect(
+                    Source::Server(client),
+                    self.connection_config(),
+                    self.command_timeout,
+                ),
             )
             .await?;
             return Ok((Conn::Reconnecting(conn), false));
@@ -340,7 +344,11 @@ impl RedisStoreBuilder {
                 let conn = timed(
                     limit + self.command_timeout * 2,
                     "connect",
-                    Reconnecting::connect(Source::Sentinel(client), self.connection_config()),
+                    Reconnecting::connect(
+                        Source::Sentinel(client),
+                        self.connection_config(),
+                        self.command_timeout,
+                    ),
                 )
                 .await?;
                 (Conn::Reconnecting(conn), false)

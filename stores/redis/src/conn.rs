@@ -94,6 +94,10 @@ pub(crate) enum Source {
 struct Shared {
     source: tokio::sync::Mutex<Source>,
     config: AsyncConnectionConfig,
+    /// How long one command may take before the connection counts as failed: a little
+    /// less than the store's command timeout, so that this fires first (a command the
+    /// store's own timeout cancels would leave a frozen master's connection in place).
+    stall: Duration,
     /// The connection in use and its generation; `None` after a failure.
     current: Mutex<Option<(u64, MultiplexedConnection)>>,
     /// The generation of the latest connection.
@@ -105,11 +109,13 @@ impl Reconnecting {
     pub(crate) async fn connect(
         source: Source,
         config: AsyncConnectionConfig,
+        command_timeout: Duration,
     ) -> redis::RedisResult<Self> {
         let conn = Self {
             shared: Arc::new(Shared {
                 source: tokio::sync::Mutex::new(source),
                 config,
+                stall: (command_timeout * 9 / 10).max(Duration::from_millis(1)),
                 current: Mutex::new(None),
                 generation: AtomicU64::new(0),
             }),
@@ -159,7 +165,10 @@ impl Reconnecting {
         Fut: Future<Output = redis::RedisResult<T>> + 'a,
     {
         let (generation, conn) = self.current().await?;
-        let result = call(conn).await;
+        let result = match tokio::time::timeout(self.shared.stall, call(conn)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+        };
         if let Err(error) = &result {
             if needs_new_master(error) {
                 let mut current = self

@@ -26,10 +26,12 @@ impl ReplicationWait {
                 "a replication wait needs at least one replica; leave it off instead",
             ));
         }
-        if self.timeout.is_zero() || self.timeout >= command_timeout {
+        // The connection counts a command that takes 90% of the command timeout as a
+        // stall; a `WAIT` must answer well before that.
+        if self.timeout.is_zero() || self.timeout > command_timeout * 4 / 5 {
             return Err(StoreError::new(
                 StoreErrorKind::Other,
-                "a replication wait's timeout must be longer than zero and shorter than the \
+                "a replication wait's timeout must be longer than zero and at most 80% of the \
                  command timeout",
             ));
         }

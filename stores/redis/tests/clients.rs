@@ -121,7 +121,7 @@ async fn a_sentinel_that_does_not_know_the_master_is_an_error_not_a_hang() {
 
 #[tokio::test]
 async fn a_replication_wait_that_cannot_work_is_refused_at_connect() {
-    for (replicas, timeout) in [(0, 100), (1, 0), (1, 500), (1, 900)] {
+    for (replicas, timeout) in [(0, 100), (1, 0), (1, 450), (1, 500), (1, 900)] {
         let error = RedisStore::builder("redis://127.0.0.1:1")
             .with_command_timeout(Duration::from_millis(500))
             .with_replication_wait(replicas, Duration::from_millis(timeout))

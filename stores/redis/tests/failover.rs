@@ -308,3 +308,51 @@ async fn a_replication_wait_that_times_out_fails_sign_out_rotation_and_revocatio
         assert_eq!((reply.status, &reply.body), (200, user), "{reply:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_is_left_behind_and_the_app_serves_through_the_new_one() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(set) = ReplicaSet::start().await else {
+        return;
+    };
+    let store = RedisStore::sentinel_builder(set.sentinel_urls(), MASTER_NAME)
+        .with_key_prefix("failover-frozen:")
+        .with_command_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect through the sentinels");
+    let client = Client::new(serve(app(store)).await);
+    let reply = client.post("/login/frozen", None).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let cookie = reply.cookie.expect("a session cookie");
+
+    // A frozen master keeps its sockets open: only timeouts show it is gone.
+    set.freeze_master();
+    let reply = client.get("/whoami", Some(&cookie)).await;
+    assert!(
+        reply.status >= 500,
+        "a frozen master answers nothing: {reply:?}"
+    );
+    set.wait_until(
+        Duration::from_secs(30),
+        "the replica's promotion",
+        ReplicaSet::replica_promoted,
+    )
+    .await;
+    // The first requests after the promotion may still fail; the app reaches the new
+    // master within a few.
+    let mut served = None;
+    for _ in 0..20 {
+        let reply = client.get("/whoami", Some(&cookie)).await;
+        if reply.status == 200 {
+            served = Some(reply.body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        served.as_deref(),
+        Some("frozen"),
+        "served through the new master"
+    );
+}

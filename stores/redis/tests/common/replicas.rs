@@ -113,6 +113,11 @@ impl ReplicaSet {
         self.hold.store(true, Ordering::SeqCst);
     }
 
+    /// Freezes the master (SIGSTOP): its connections stay open and nothing answers.
+    pub(crate) fn freeze_master(&self) {
+        self.master.pause();
+    }
+
     /// Kills the master (SIGKILL: no chance to send anything more).
     pub(crate) fn kill_master(&mut self) {
         self.master.stop();
