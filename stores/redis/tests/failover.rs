@@ -25,8 +25,8 @@ use session_layer_redis::RedisStore;
 /// Sessions signed in before the load; each is signed out during it (tried again until
 /// acknowledged, or until the load ends).
 const SESSIONS: usize = 300;
-/// How long after the kill the sign-outs go on at most.
-const LOAD_AFTER_KILL: Duration = Duration::from_secs(8);
+/// How long the sign-outs go on at most once the new master has a replica again.
+const LOAD_AFTER_RECOVERY: Duration = Duration::from_secs(4);
 /// Concurrent sign-out clients, and the pause each takes between requests.
 const SIGN_OUT_CLIENTS: usize = 4;
 const SIGN_OUT_PAUSE: Duration = Duration::from_millis(20);
@@ -156,9 +156,16 @@ async fn run(wait: bool) -> Option<Figures> {
     let failover = killed.elapsed();
     *phase.lock().unwrap() = Phase::After;
     set.bring_back_old_master();
+    set.wait_until(
+        Duration::from_secs(30),
+        "the old master to replicate the new one",
+        ReplicaSet::new_master_has_a_replica,
+    )
+    .await;
+    let recovered = Instant::now();
 
     // The rest of the sign-outs, and reads through the new master meanwhile.
-    while !queue.lock().unwrap().is_empty() && killed.elapsed() < LOAD_AFTER_KILL {
+    while !queue.lock().unwrap().is_empty() && recovered.elapsed() < LOAD_AFTER_RECOVERY {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::SeqCst);

@@ -136,6 +136,13 @@ impl ReplicaSet {
         self.master.restart();
     }
 
+    /// Whether the promoted replica has a replica of its own, in sync.
+    pub(crate) fn new_master_has_a_replica(&self) -> bool {
+        self.replica
+            .cli(&["info", "replication"])
+            .contains("state=online")
+    }
+
     /// Whether every Sentinel now names the replica as the master.
     pub(crate) fn replica_promoted(&self) -> bool {
         let port = self.replica.port.to_string();
