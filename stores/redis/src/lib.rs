@@ -21,8 +21,19 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! For a cluster, give [`RedisStore::cluster_builder`] one or more nodes. Key prefix,
-//! per-command timeout and connection timeout are set on the [`RedisStoreBuilder`].
+//! For a cluster, give [`RedisStore::cluster_builder`] one or more nodes; for a master
+//! watched by Redis Sentinel, [`RedisStore::sentinel_builder`] the Sentinels and the
+//! master's name. To bring your own client (its TLS certificates, credentials or DNS),
+//! use [`RedisStore::from_client`], [`RedisStore::from_connection_manager`] or
+//! [`RedisStore::from_cluster_client`]; the [`redis`] crate is re-exported so its version
+//! matches. Key prefix, timeouts and the replication wait are set on the
+//! [`RedisStoreBuilder`].
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `tls` | off | `rediss://` URLs, through redis-rs's Tokio rustls connector with rustls's `ring` provider. A plain `rediss://` URL trusts the system's CAs; for your own CA or client certificates, build a client with [`redis::Client::build_with_tls`] and pass it to [`RedisStore::from_client`]. If your build also enables rustls's `aws-lc-rs` provider (through another crate's defaults), rustls cannot choose: install one at start, `rustls::crypto::ring::default_provider().install_default()`. |
 //!
 //! # The client
 //!
@@ -175,16 +186,60 @@
 //! names what a late create stored (it expires by its TTL), and a late update applies
 //! like any other write of that session: it never brings back a session that is gone.
 //!
+//! # Replicas and failover
+//!
+//! Redis replicates asynchronously: the master answers a write before any replica has it.
+//! If the master dies, the replica that Sentinel (or an operator) promotes lacks whatever
+//! the master acknowledged in its last moments. For sessions that matters for the writes
+//! that end or move one: a lost sign-out or revocation brings the signed-out session back
+//! (its cookie works again), and a lost rotation brings the pre-sign-in ID back. Lost
+//! creates, data writes and touches fail safe (a user signed out, a value written last
+//! missing).
+//!
+//! | mode | an acknowledged sign-out, revocation or rotation after a failover |
+//! | --- | --- |
+//! | one server, no replicas | kept as long as the server's data is (persistence: `appendfsync always` keeps every acknowledged write through a crash) |
+//! | replicas (Sentinel, Cluster, a managed service's failover), no wait | may be lost: the sign-outs the master acknowledged while its replica lagged come back |
+//! | replicas, [`with_replication_wait(n, t)`](RedisStoreBuilder::with_replication_wait) | kept if a replica that acknowledged it, or one further along, is promoted: among reachable replicas of the same `replica-priority`, Sentinel promotes the one that has replicated the most. Too few replicas within `t`: the operation fails ([`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind)) and the request gets the layer's error response, never a silent success |
+//!
+//! The repository's failover test measures it: a master, a replica and three Sentinels on
+//! loopback, 300 sign-outs over HTTP while the replica lags for 400 ms and the master is
+//! killed. Without the wait, every sign-out acknowledged during the lag (53 to 72 in our
+//! runs) came back on the new master; with it, those sign-outs failed instead, their
+//! users' retries succeeded once a replica was back, and none came back. Promotion took about 1.8 s (Sentinel's
+//! `down-after-milliseconds` 400); requests in that window fail with
+//! [`StoreErrorKind::Unavailable`](session_layer::StoreErrorKind), and the first request
+//! after it reaches the new master.
+//!
+//! With the wait:
+//!
+//! - Sign-outs (`delete`, `delete_owned`), revocations (`delete_by_user`) and rotations send
+//!   `WAIT n t` after their writes, on a connection kept for them (Redis holds every later
+//!   command of a connection behind a pending `WAIT`, so loads never queue behind one). A
+//!   store made by [`RedisStore::from_connection_manager`] cannot open another connection
+//!   and waits on yours.
+//! - With no replica attached (right after a failover, until one is back), every sign-out
+//!   fails: the store cannot promise it. Attach a replica to the new master.
+//! - A reconnection between the write and its `WAIT` fails the operation (a `WAIT` on a new
+//!   connection would vouch for nothing), so a DNS name that moves to the new primary on
+//!   failover (as managed Redis services do) is safe too. The exception is a store on your
+//!   own `ConnectionManager`, which reconnects without telling: there, a connection that
+//!   drops in the instant between the two goes unnoticed.
+//! - On a cluster, the `WAIT` goes to every master and the least answer counts: every
+//!   master needs `n` replicas.
+//! - `WAIT` does not make Redis strongly consistent: a replica that acknowledged and then
+//!   lost the write (restarted without persistence) does not hold it.
+//!
 //! # Requirements
 //!
 //! Redis 5 or later, or a compatible server (tested with Redis 7.0). Rust 1.88 or later
-//! (redis-rs 1.x). Without TLS by default; enable a TLS feature of `redis` in your own
-//! `Cargo.toml` to use `rediss://` URLs.
+//! (redis-rs 1.x). Without TLS by default; the `tls` feature adds `rediss://`.
 
 mod builder;
 mod codec;
 mod conn;
 mod eviction;
+mod replication;
 mod scripts;
 mod store;
 
@@ -195,3 +250,8 @@ pub use builder::{
     RedisStoreBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
 };
 pub use store::RedisStore;
+
+/// The Redis client this crate is built on, for building your own [`redis::Client`],
+/// `ConnectionManager` or cluster client to hand to the store (see
+/// [`RedisStore::from_client`]) with the same version of it.
+pub use redis;

@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 use crate::builder::RedisStoreBuilder;
 use crate::codec::{self, json, millis, Malformed, Stored, LUA_MAX_EXACT};
 use crate::conn::{timed, Conn};
+use crate::replication::ReplicationWait;
 use crate::scripts::Scripts;
 
 /// A session store on Redis or Redis Cluster. See the [crate docs](crate) for the layout,
@@ -47,6 +48,10 @@ pub(crate) struct Inner {
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) cluster: bool,
+    pub(crate) wait: Option<ReplicationWait>,
+    /// With a replication wait: the same store on a connection of its own, for the writes
+    /// that wait for replicas.
+    pub(crate) waiting: Option<RedisStore>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -75,7 +80,7 @@ const PAGE: usize = 512;
 impl RedisStore {
     /// Connects to one Redis server with the default settings (key prefix `session:`,
     /// 500 ms per command). The URL is `redis://[user:password@]host[:port][/db]`, or
-    /// `rediss://` with a TLS-enabled build of redis-rs.
+    /// `rediss://` with the crate's `tls` feature.
     ///
     /// # Errors
     ///
@@ -462,21 +467,24 @@ impl SessionStore for RedisStore {
         rules: &'a WriteRules,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, Rotated> {
-        StoreFuture::boxed(async move {
-            if self.inner.cluster {
-                self.rotate_across_slots(old, new, change, rules, now).await
+        StoreFuture::boxed(self.replicated(move |store| async move {
+            if store.inner.cluster {
+                store
+                    .rotate_across_slots(old, new, change, rules, now)
+                    .await
             } else {
-                self.rotate_in_one_step(old, new, change, rules, now).await
+                store.rotate_in_one_step(old, new, change, rules, now).await
             }
-        })
+        }))
     }
 
     fn delete<'a>(&'a self, key: &'a StorageKey) -> StoreFuture<'a, ()> {
-        StoreFuture::boxed(async move {
-            self.query::<i64>("delete", cmd("DEL").arg(self.redis_key(key)))
+        StoreFuture::boxed(self.replicated(move |store| async move {
+            store
+                .query::<i64>("delete", cmd("DEL").arg(store.redis_key(key)))
                 .await?;
             Ok(())
-        })
+        }))
     }
 
     fn delete_owned<'a>(
@@ -485,14 +493,14 @@ impl SessionStore for RedisStore {
         user: &'a str,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, bool> {
-        StoreFuture::boxed(async move {
+        StoreFuture::boxed(self.replicated(move |store| async move {
             let now = millis(now);
-            let ended = self.end_owned(*key, None, user, now).await?;
+            let ended = store.end_owned(*key, None, user, now).await?;
             if !ended.members.is_empty() {
-                self.prune(user, now, &ended.members).await?;
+                store.prune(user, now, &ended.members).await?;
             }
             Ok(ended.live)
-        })
+        }))
     }
 
     fn list_by_user<'a>(
@@ -509,7 +517,9 @@ impl SessionStore for RedisStore {
         except: Option<&'a StorageKey>,
         now: OffsetDateTime,
     ) -> StoreFuture<'a, u64> {
-        StoreFuture::boxed(self.delete_by_user_now(user, except, now))
+        StoreFuture::boxed(
+            self.replicated(move |store| store.delete_by_user_now(user, except, now)),
+        )
     }
 
     fn delete_expired(&self, _: OffsetDateTime, _: usize) -> StoreFuture<'_, u64> {

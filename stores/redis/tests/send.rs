@@ -11,4 +11,12 @@ fn public_futures_are_send() {
         let _store = RedisStore::connect("redis://unused").await.unwrap();
     };
     assert_send(&use_store);
+    let through_sentinel = async {
+        let _store = RedisStore::sentinel_builder(["redis://unused"], "unused")
+            .with_replication_wait(1, std::time::Duration::from_millis(100))
+            .connect()
+            .await
+            .unwrap();
+    };
+    assert_send(&through_sentinel);
 }

@@ -2,6 +2,8 @@
 //! shared server at `REDIS_URL`, and a small axum app with a cookie-handling client.
 #![allow(dead_code)]
 
+pub(crate) mod replicas;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
