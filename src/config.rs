@@ -5,7 +5,7 @@ use std::time::Duration;
 
 pub use cookie::SameSite;
 
-use crate::rules::TouchRule;
+use crate::rules::{Limits, TouchRule, WriteRules};
 
 /// The session cookie's name when nothing else is set. The `__Host-` prefix makes browsers
 /// refuse the cookie unless it is `Secure`, has `Path=/` and no `Domain`, so a subdomain or
@@ -36,7 +36,7 @@ pub const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 /// # Ok::<(), session_layer::ConfigError>(())
 /// ```
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(MAX_TIMEOUT_DAYS * 24 * 60 * 60);
-const MAX_TIMEOUT_DAYS: u64 = 36_500;
+pub(crate) const MAX_TIMEOUT_DAYS: u64 = 36_500;
 
 #[derive(Debug, Clone)]
 pub(crate) struct CookieConfig {
@@ -66,6 +66,9 @@ pub(crate) struct ExpiryConfig {
     pub(crate) idle: Duration,
     pub(crate) persistent_idle: Duration,
     pub(crate) absolute: Duration,
+    /// How far a session's own end time may lie after its creation; `None`: the absolute
+    /// timeout.
+    pub(crate) max_lifetime: Option<Duration>,
     pub(crate) touch_step: Duration,
 }
 
@@ -75,6 +78,7 @@ impl Default for ExpiryConfig {
             idle: Duration::from_secs(60 * 60),
             persistent_idle: Duration::from_secs(14 * 24 * 60 * 60),
             absolute: Duration::from_secs(30 * 24 * 60 * 60),
+            max_lifetime: None,
             touch_step: Duration::from_secs(60),
         }
     }
@@ -159,9 +163,14 @@ impl ExpiryConfig {
         TouchRule::new(self.idle_for(false), self.idle_for(true), step)
     }
 
-    /// The absolute timeout, as the store keeps it.
-    pub(crate) fn absolute(&self) -> time::Duration {
-        time::Duration::try_from(self.absolute).unwrap_or(time::Duration::MAX)
+    /// The write rules of these settings with `limits`: the touch rule, the absolute
+    /// timeout and the longest lifetime of a session's own end time.
+    pub(crate) fn write_rules(&self, limits: Limits) -> WriteRules {
+        let time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        WriteRules::new(limits, self.touch_rule()).with_lifetime(
+            time(self.absolute),
+            time(self.max_lifetime.unwrap_or(self.absolute)),
+        )
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -170,6 +179,10 @@ impl ExpiryConfig {
             ("idle timeout", self.idle),
             ("persistent idle timeout", self.persistent_idle),
             ("absolute timeout", self.absolute),
+            (
+                "longest session lifetime",
+                self.max_lifetime.unwrap_or_default(),
+            ),
             ("touch step", self.touch_step),
         ] {
             if value > MAX_TIMEOUT {
@@ -185,6 +198,9 @@ impl ExpiryConfig {
         }
         if self.absolute < self.idle {
             return bad("the absolute timeout must be at least as long as the idle timeout; raise it or shorten the idle timeout");
+        }
+        if self.max_lifetime.is_some_and(|max| max < self.absolute) {
+            return bad("the longest session lifetime must be at least the absolute timeout; raise it, or leave it unset to cap end times of a session's own at the absolute timeout");
         }
         if self.touch_step >= self.idle {
             return bad("the touch step must be shorter than the idle timeout (a tenth of it or less is typical)");

@@ -28,6 +28,15 @@ pub enum SessionError {
         /// What was exceeded, and by how much.
         detail: String,
     },
+    /// An expiry given to one session ([`Session::set_idle_timeout`],
+    /// [`Session::set_expires_at`]) that the layer cannot keep; nothing was changed.
+    ///
+    /// [`Session::set_idle_timeout`]: crate::Session::set_idle_timeout
+    /// [`Session::set_expires_at`]: crate::Session::set_expires_at
+    Expiry {
+        /// What was refused, and the limit.
+        detail: String,
+    },
     /// In client-side mode, the write would make the session's cookie (name and sealed
     /// value) larger than the 4,096 bytes browsers keep; nothing was written.
     CookieTooLarge {
@@ -107,6 +116,7 @@ impl fmt::Display for SessionError {
                 "session too large: {detail}; keep large data in your own tables and store \
                  only a reference in the session, or raise the layer's limit"
             ),
+            Self::Expiry { detail } => write!(f, "session expiry refused: {detail}"),
             Self::CookieTooLarge { bytes } => write!(
                 f,
                 "client-side session too large: its cookie would take {bytes} bytes, over the \
@@ -122,7 +132,7 @@ impl Error for SessionError {
         match self {
             Self::Store(e) => Some(e),
             Self::Serde { source, .. } => Some(source),
-            Self::TooLarge { .. } | Self::CookieTooLarge { .. } => None,
+            Self::TooLarge { .. } | Self::Expiry { .. } | Self::CookieTooLarge { .. } => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::keeper::Stored;
 use crate::request::{Begin, Shared};
-use crate::rules::{Limits, WriteRules};
+use crate::rules::Limits;
 use crate::service::SessionService;
 use crate::session::Session;
 use crate::set_cookie::SetCookie;
@@ -36,6 +36,7 @@ use crate::store::SessionStore;
 /// | `Path` / `Domain` | `/` / none | the cookie goes to this host only |
 /// | idle timeout | 1 hour (14 days when persistent) | an abandoned session ends |
 /// | absolute timeout | 30 days | even an active session ends |
+/// | longest session lifetime | the absolute timeout | an end time given to one session ([`Session::set_expires_at`](crate::Session::set_expires_at)) cannot outlive it |
 /// | touch step | 1 minute | activity moves the idle deadline, but writes the store at most once a step |
 /// | limits | 64 KiB of data, 1,024 keys | a session cannot grow without bound |
 ///
@@ -245,6 +246,34 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// How far after its creation a session's own end time
+    /// ([`Session::set_expires_at`](crate::Session::set_expires_at)) may lie. Default: the
+    /// absolute timeout, so no session outlives it. Set it to give chosen sessions a longer
+    /// life than the rest (a kiosk, a long-running import). At least the absolute timeout; at
+    /// most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_layer::{MemoryStore, SessionLayer};
+    ///
+    /// let day = Duration::from_secs(24 * 60 * 60);
+    /// let layer = SessionLayer::builder(MemoryStore::default())
+    ///     .with_absolute_timeout(30 * day)
+    ///     .with_max_session_lifetime(365 * day)
+    ///     .build()?;
+    /// assert!(SessionLayer::builder(MemoryStore::default())
+    ///     .with_absolute_timeout(30 * day)
+    ///     .with_max_session_lifetime(day)
+    ///     .build()
+    ///     .is_err());
+    /// # let _ = layer;
+    /// # Ok::<(), session_layer::ConfigError>(())
+    /// ```
+    pub fn with_max_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.expiry.max_lifetime = Some(lifetime);
+        self
+    }
+
     /// The idle deadline is only rewritten when a request would move it by more than this, so
     /// a busy session is not written on every request. Default: 1 minute. Must be shorter
     /// than both idle timeouts.
@@ -288,8 +317,9 @@ impl SessionLayerBuilder {
     /// A [`ConfigError`] naming what to change: a `__Host-` name with a Domain, a Path other
     /// than `/` or without Secure; `SameSite=None` without Secure; a name or attribute with
     /// bytes a cookie cannot carry; timeouts that contradict each other (a touch step not
-    /// shorter than both idle timeouts, an absolute timeout shorter than the idle one), or
-    /// that are longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    /// shorter than both idle timeouts, an absolute timeout shorter than the idle one, a
+    /// longest session lifetime shorter than the absolute timeout), or that are longer than
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
         self.cookie.validate()?;
         self.expiry.validate()?;
@@ -301,8 +331,7 @@ impl SessionLayerBuilder {
         let settings = Settings {
             cookie_name: self.cookie.name.as_str().into(),
             set_cookie: SetCookie::new(&self.cookie),
-            rules: WriteRules::new(self.limits, self.expiry.touch_rule()),
-            absolute: self.expiry.absolute(),
+            rules: self.expiry.write_rules(self.limits),
             clock: self.clock,
             save_error_status: self.save_error_status,
         };

@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 /// A session's data and metadata, as a store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,13 +47,43 @@ pub struct Metadata {
     /// The session ends here unless a request moves it (sliding).
     #[serde(with = "time::serde::timestamp::milliseconds")]
     pub idle_deadline: OffsetDateTime,
-    /// The session ends here whatever happens (fixed at creation).
+    /// The session ends here whatever happens: its creation plus the layer's absolute
+    /// timeout, or the end time it was given of its own
+    /// ([`Session::set_expires_at`](crate::Session::set_expires_at)).
     #[serde(with = "time::serde::timestamp::milliseconds")]
     pub absolute_deadline: OffsetDateTime,
     /// A "remember me" session, whose cookie outlives the browser session.
     pub persistent: bool,
     /// The user the session belongs to, for listing and revoking a user's sessions.
     pub user: Option<String>,
+    /// The session's own idle timeout, in whole milliseconds
+    /// ([`Session::set_idle_timeout`](crate::Session::set_idle_timeout)); `None` for the
+    /// layer's timeout of its persistence class.
+    #[serde(
+        default,
+        with = "optional_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+}
+
+/// An optional duration as whole milliseconds.
+mod optional_millis {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use time::Duration;
+
+    // serde's `with` passes a reference to the field.
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        d.map(|d| i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX))
+            .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<i64>::deserialize(d)?.map(Duration::milliseconds))
+    }
 }
 
 impl Metadata {
@@ -88,6 +118,7 @@ impl Record {
                 absolute_deadline,
                 persistent: false,
                 user: None,
+                idle_timeout: None,
             },
         }
     }
@@ -127,6 +158,10 @@ impl Record {
 /// Order of application: `clear` (remove every key), then `remove`, then `set`, then the
 /// metadata fields that are `Some`. A new idle deadline is capped at the absolute deadline,
 /// so no change lets a session outlive it.
+///
+/// A new end time ([`expires_at`](Self::expires_at)) and the idle deadline's restart when
+/// persistence or the idle timeout changes need the layer's rules: a store applies a change
+/// with [`WriteRules::apply`](crate::store::WriteRules::apply), which does both.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Change {
@@ -142,6 +177,13 @@ pub struct Change {
     pub persistent: Option<bool>,
     /// A new owner: `Some(None)` removes the user.
     pub user: Option<Option<String>>,
+    /// A new idle timeout of the session's own: `Some(None)` returns it to the layer's
+    /// timeout of its persistence class.
+    pub idle_timeout: Option<Option<Duration>>,
+    /// A new end time of the session's own: `Some(None)` returns it to its creation plus the
+    /// layer's absolute timeout. [`WriteRules::apply`](crate::store::WriteRules::apply) keeps
+    /// it within the layer's longest session lifetime and sets the absolute deadline to it.
+    pub expires_at: Option<Option<OffsetDateTime>>,
 }
 
 /// A move of the idle deadline caused by activity.
@@ -171,6 +213,14 @@ impl Change {
             && self.touch.is_none()
             && self.persistent.is_none()
             && self.user.is_none()
+            && !self.alters_expiry()
+    }
+
+    /// Whether the change sets the session's persistence, idle timeout or end time: what
+    /// decides when it ends, beyond a touch.
+    #[must_use]
+    pub fn alters_expiry(&self) -> bool {
+        self.persistent.is_some() || self.idle_timeout.is_some() || self.expires_at.is_some()
     }
 
     /// Whether the change alters the session's data (not only its metadata).
@@ -218,7 +268,9 @@ impl Change {
         None
     }
 
-    /// Applies the change to a record, as a store that reads, modifies and writes must.
+    /// Applies the change to a record, except a new end time and the idle restart, which
+    /// need the layer's rules: stores call [`WriteRules::apply`](crate::store::WriteRules::apply)
+    /// instead.
     pub fn apply_to(&self, record: &mut Record) {
         if self.touches_data() {
             self.apply_data(record.data_mut());
@@ -239,7 +291,8 @@ impl Change {
         }
     }
 
-    /// Applies only the metadata part of the change.
+    /// Applies only the metadata part of the change, except a new end time and the idle
+    /// restart ([`WriteRules::apply_meta`](crate::store::WriteRules::apply_meta) does all).
     pub fn apply_meta(&self, meta: &mut Metadata) {
         if let Some(touch) = self.touch {
             touch.apply_to(meta);
@@ -249,6 +302,9 @@ impl Change {
         }
         if let Some(user) = &self.user {
             meta.user.clone_from(user);
+        }
+        if let Some(idle_timeout) = self.idle_timeout {
+            meta.idle_timeout = idle_timeout;
         }
     }
 }
@@ -308,6 +364,9 @@ mod tests {
         let mut r = record();
         r.data_mut().insert("k".into(), json!({"nested": [1, 2]}));
         r.meta.user = Some("alice".into());
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+        r.meta.idle_timeout = Some(Duration::minutes(5));
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
     }

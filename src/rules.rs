@@ -9,9 +9,10 @@ use crate::record::{Change, Metadata, Record, Touch};
 
 /// When activity moves a session's idle deadline, as the layer's expiry settings say.
 ///
-/// A touch is due when the new idle deadline (`now` plus the idle timeout that fits the
-/// record's own persistence flag, capped at its absolute deadline) lies more than `step`
-/// after the stored one. Stores touch by [`due`](Self::due) exactly, when they load a
+/// A touch is due when the new idle deadline (`now` plus the session's idle timeout, capped
+/// at its absolute deadline) lies more than `step` after the stored one. A session's idle
+/// timeout is its own ([`Metadata::idle_timeout`]) if it has one, else the one that fits its
+/// persistence flag ([`idle_of`](Self::idle_of)). Stores touch by [`due`](Self::due) exactly, when they load a
 /// record for the layer and through [`WriteRules::apply`]; the client-side mode decides by
 /// it too.
 ///
@@ -59,23 +60,45 @@ impl TouchRule {
         }
     }
 
+    /// The idle timeout of a session with these metadata: its own if it has one, else the
+    /// one of its persistence class.
+    ///
+    /// ```
+    /// use session_layer::record::Record;
+    /// use session_layer::store::TouchRule;
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let rule = TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1));
+    /// let t = OffsetDateTime::UNIX_EPOCH;
+    /// let mut record = Record::new(t, t + Duration::hours(1), t + Duration::days(30));
+    /// assert_eq!(rule.idle_of(&record.meta), Duration::hours(1));
+    /// record.meta.idle_timeout = Some(Duration::minutes(5));
+    /// assert_eq!(rule.idle_of(&record.meta), Duration::minutes(5));
+    /// ```
+    #[must_use]
+    pub fn idle_of(&self, meta: &Metadata) -> Duration {
+        meta.idle_timeout
+            .unwrap_or_else(|| self.idle_for(meta.persistent))
+    }
+
     /// The idle deadline activity at `now` gives a session with these metadata, capped at
     /// its absolute deadline.
     #[must_use]
     pub fn idle_deadline(&self, meta: &Metadata, now: OffsetDateTime) -> OffsetDateTime {
-        now.saturating_add(self.idle_for(meta.persistent))
+        now.saturating_add(self.idle_of(meta))
             .min(meta.absolute_deadline)
     }
 
     /// The touch that restarts the idle deadline at `now` with the idle timeout of a
-    /// session whose persistence flag becomes `persistent` (a store caps it at the absolute
-    /// deadline). A change of persistence always makes one: turning "remember me" off must
-    /// bring the deadline in, which [`due`](Self::due) never does.
+    /// session with these metadata (after the change that calls for it), capped at its
+    /// absolute deadline. [`WriteRules::apply`] makes one whenever a change sets the
+    /// persistence or the idle timeout: turning "remember me" off, or shortening the idle
+    /// timeout, must bring the deadline in, which [`due`](Self::due) never does.
     #[must_use]
-    pub fn restart(&self, persistent: bool, now: OffsetDateTime) -> Touch {
+    pub fn restart(&self, meta: &Metadata, now: OffsetDateTime) -> Touch {
         Touch {
             seen: now,
-            idle_deadline: now.saturating_add(self.idle_for(persistent)),
+            idle_deadline: self.idle_deadline(meta, now),
         }
     }
 
@@ -260,8 +283,9 @@ fn json_len(value: &Value) -> usize {
     count.0
 }
 
-/// What a write must keep: the size limits of the result, and when activity moves the idle
-/// deadline. The layer passes them to a store's `apply` and `rotate`.
+/// What a write must keep: the size limits of the result, when activity moves the idle
+/// deadline, and how far a session's own end time may lie. The layer passes them to a
+/// store's `apply` and `rotate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteRules {
@@ -269,13 +293,104 @@ pub struct WriteRules {
     pub limits: Limits,
     /// When the write also moves the idle deadline.
     pub touch: TouchRule,
+    /// How long a session lives from its creation unless it has an end time of its own: the
+    /// layer's absolute timeout.
+    pub lifetime: Duration,
+    /// The latest a session's own end time may lie after its creation: the layer's longest
+    /// session lifetime, at least [`lifetime`](Self::lifetime).
+    pub max_lifetime: Duration,
 }
 
+/// The layer's default absolute timeout, 30 days.
+const DEFAULT_LIFETIME: Duration = Duration::days(30);
+
 impl WriteRules {
-    /// Rules with these limits and this touch rule.
+    /// Rules with these limits and this touch rule, and the layer's default lifetime (30
+    /// days, which an end time of a session's own cannot pass).
     #[must_use]
     pub fn new(limits: Limits, touch: TouchRule) -> Self {
-        Self { limits, touch }
+        Self {
+            limits,
+            touch,
+            lifetime: DEFAULT_LIFETIME,
+            max_lifetime: DEFAULT_LIFETIME,
+        }
+    }
+
+    /// These rules with a session lifetime of `lifetime` (the absolute timeout), and end
+    /// times of a session's own allowed up to `max_lifetime` after its creation (raised to
+    /// `lifetime` if shorter).
+    ///
+    /// ```
+    /// use session_layer::store::{Limits, TouchRule, WriteRules};
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let touch = TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1));
+    /// let rules = WriteRules::new(Limits::default(), touch)
+    ///     .with_lifetime(Duration::days(30), Duration::days(90));
+    /// let t = OffsetDateTime::UNIX_EPOCH;
+    /// assert_eq!(rules.end_time(t, None), t + Duration::days(30));
+    /// assert_eq!(rules.end_time(t, Some(t + Duration::days(60))), t + Duration::days(60));
+    /// assert_eq!(rules.end_time(t, Some(t + Duration::days(900))), t + Duration::days(90));
+    /// ```
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: Duration, max_lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self.max_lifetime = max_lifetime.max(lifetime);
+        self
+    }
+
+    /// The absolute deadline of a session created at `created` with the end time `at` of
+    /// its own (`None`: the layer's lifetime): `at`, no earlier than the creation and no
+    /// later than the longest lifetime after it.
+    #[must_use]
+    pub fn end_time(&self, created: OffsetDateTime, at: Option<OffsetDateTime>) -> OffsetDateTime {
+        match at {
+            None => created.saturating_add(self.lifetime),
+            Some(at) => at
+                .min(created.saturating_add(self.max_lifetime))
+                .max(created),
+        }
+    }
+
+    /// Applies the metadata part of `change` at `now`, as every store and the client-side
+    /// mode must:
+    ///
+    /// 1. The fields the change sets ([`Change::apply_meta`]).
+    /// 2. A new end time becomes the absolute deadline ([`end_time`](Self::end_time)), and
+    ///    the idle deadline is capped at it.
+    /// 3. Unless the change carries a touch of its own: if it sets the persistence or the
+    ///    idle timeout, the idle deadline restarts at `now` with the session's idle timeout
+    ///    after the change ([`TouchRule::restart`]); otherwise a touch
+    ///    [due](TouchRule::due) is made.
+    ///
+    /// ```
+    /// use session_layer::record::{Change, Record};
+    /// use session_layer::store::{Limits, TouchRule, WriteRules};
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let touch = TouchRule::new(Duration::hours(1), Duration::days(14), Duration::minutes(1));
+    /// let rules = WriteRules::new(Limits::default(), touch);
+    /// let t = OffsetDateTime::UNIX_EPOCH;
+    /// let mut meta = Record::new(t, t + Duration::hours(1), t + Duration::days(30)).meta;
+    /// let mut change = Change::default();
+    /// change.idle_timeout = Some(Some(Duration::minutes(10)));
+    /// rules.apply_meta(&change, &mut meta, t + Duration::seconds(5));
+    /// assert_eq!(meta.idle_deadline, t + Duration::seconds(5) + Duration::minutes(10));
+    /// ```
+    pub fn apply_meta(&self, change: &Change, meta: &mut Metadata, now: OffsetDateTime) {
+        change.apply_meta(meta);
+        if let Some(at) = change.expires_at {
+            meta.absolute_deadline = self.end_time(meta.created, at);
+            meta.idle_deadline = meta.idle_deadline.min(meta.absolute_deadline);
+        }
+        if change.touch.is_some() {
+            // The change's own touch stands.
+        } else if change.persistent.is_some() || change.idle_timeout.is_some() {
+            self.touch.restart(meta, now).apply_to(meta);
+        } else if let Some(touch) = self.touch.due(meta, now) {
+            touch.apply_to(meta);
+        }
     }
 
     /// Applies `change` to `record` as every store must, in this order:
@@ -284,8 +399,9 @@ impl WriteRules {
     /// 2. If the change alters the data and the result would not be
     ///    [allowed](Limits::allow) by the limits, [`Applied::TooLarge`] with the totals it
     ///    would have had, unchanged.
-    /// 3. The change applies ([`Change::apply_to`]); then, if it carries no touch of its
-    ///    own, a touch [due](TouchRule::due) on the changed metadata is made.
+    /// 3. The change applies: its data ([`Change::apply_data`]), then its metadata with
+    ///    [`apply_meta`](Self::apply_meta) (a new end time, the idle restart when the
+    ///    persistence or the idle timeout changes, else a due touch).
     ///
     /// A store that reads, modifies and writes under its own lock or transaction calls this
     /// on the record it read, and writes the record back only on [`Applied::Done`].
@@ -316,12 +432,10 @@ impl WriteRules {
         if let Some(after) = self.limits.refuse(record.data(), change) {
             return Applied::TooLarge(after);
         }
-        change.apply_to(record);
-        if change.touch.is_none() {
-            if let Some(touch) = self.touch.due(&record.meta, now) {
-                touch.apply_to(&mut record.meta);
-            }
+        if change.touches_data() {
+            change.apply_data(record.data_mut());
         }
+        self.apply_meta(change, &mut record.meta, now);
         Applied::Done(record.meta.clone())
     }
 }

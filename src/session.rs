@@ -297,6 +297,96 @@ impl Session {
         state.ending.change.persistent = Some(persistent);
     }
 
+    /// Gives the session an idle timeout of its own (or with `None`, returns it to the
+    /// layer's timeout for its persistence class): it ends after this long without a
+    /// request, whether persistent or not. Stored with the session, so it holds on every
+    /// later request and across rotations until changed; the idle deadline restarts from
+    /// this request with the new timeout. The session still ends at its absolute deadline,
+    /// and its cookie gets a `Max-Age` of its remaining lifetime.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Expiry`] for a timeout shorter than one second, not longer than the
+    /// layer's [touch step](crate::SessionLayerBuilder::with_touch_step) (activity could
+    /// never move the deadline), or longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT): the
+    /// limits the layer's builder sets on its own idle timeouts. Nothing is changed then.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// use std::time::Duration;
+    ///
+    /// session.set_idle_timeout(Some(Duration::from_secs(10 * 60))).await?;
+    /// assert_eq!(
+    ///     session.metadata().await?.idle_timeout,
+    ///     Some(time::Duration::minutes(10))
+    /// );
+    /// assert!(session.set_idle_timeout(Some(Duration::MAX)).await.is_err());
+    /// # Ok(()) });
+    /// ```
+    pub async fn set_idle_timeout(
+        &self,
+        idle_timeout: Option<std::time::Duration>,
+    ) -> Result<(), SessionError> {
+        let idle_timeout = idle_timeout
+            .map(|d| self.core.settings().own_idle_timeout(d))
+            .transpose()
+            .map_err(|detail| SessionError::Expiry { detail })?;
+        let mut state = self.state();
+        state.accessed = true;
+        state.ending.change.idle_timeout = Some(idle_timeout);
+        Ok(())
+    }
+
+    /// Gives the session an end time of its own (or with `None`, returns it to its creation
+    /// plus the layer's absolute timeout): it ends then, however active. Stored with the
+    /// session, so it holds on every later request and across rotations until changed.
+    ///
+    /// The end time becomes the session's absolute deadline, kept within the layer's
+    /// longest session lifetime after its creation: the absolute timeout, unless the layer
+    /// allows more with
+    /// [`with_max_session_lifetime`](crate::SessionLayerBuilder::with_max_session_lifetime).
+    /// An end time past that is cut to it; one already past ends the session with this
+    /// request. Its cookie gets a `Max-Age` of its remaining lifetime.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Expiry`] for an end time further from now than
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), which no layer accepts either. Nothing is
+    /// changed then.
+    ///
+    /// ```
+    /// # session_layer::doctest(|session| async move {
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let at = OffsetDateTime::now_utc() + Duration::hours(2);
+    /// session.set_expires_at(Some(at)).await?;
+    /// let meta = session.metadata().await?;
+    /// assert!(meta.expires() <= at, "the session ends at its end time at the latest");
+    /// # Ok(()) });
+    /// ```
+    pub async fn set_expires_at(
+        &self,
+        expires_at: Option<time::OffsetDateTime>,
+    ) -> Result<(), SessionError> {
+        if let Some(at) = expires_at {
+            let now = self.core.started();
+            let max = time::Duration::try_from(crate::MAX_TIMEOUT).unwrap_or(time::Duration::MAX);
+            if (at - now).abs() > max {
+                return Err(SessionError::Expiry {
+                    detail: format!(
+                        "an end time {} days from now is further than the largest accepted,                          {} days (session_layer::MAX_TIMEOUT)",
+                        (at - now).whole_days(),
+                        crate::config::MAX_TIMEOUT_DAYS
+                    ),
+                });
+            }
+        }
+        let mut state = self.state();
+        state.accessed = true;
+        state.ending.change.expires_at = Some(expires_at.map(crate::clock::to_millis));
+        Ok(())
+    }
+
     /// Sets (or with `None`, removes) the user this session belongs to, for
     /// [`Session::user_sessions`] and revocation. Pair it with [`Session::rotate`] at sign-in.
     ///
@@ -347,13 +437,16 @@ impl Session {
             self.record().await?.map(|r| r.meta.clone())
         };
         let state = self.state();
-        let mut meta = stored.unwrap_or_else(|| {
-            self.core
-                .settings()
-                .fresh_meta(&state.ending.change, self.core.started())
-        });
-        state.ending.change.apply_meta(&mut meta);
-        Ok(meta)
+        let (settings, now) = (self.core.settings(), self.core.started());
+        Ok(match stored {
+            Some(mut meta) => {
+                settings
+                    .rules
+                    .apply_meta(&state.ending.change, &mut meta, now);
+                meta
+            }
+            None => settings.fresh_meta(&state.ending.change, now),
+        })
     }
 
     /// The handle of this session as [`Session::user_sessions`] lists it, or `None` for a

@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode};
 use time::OffsetDateTime;
 
 use crate::clock::{to_millis, Clock};
-use crate::config::MAX_COOKIE_AGE;
+use crate::config::{MAX_COOKIE_AGE, MAX_TIMEOUT, MAX_TIMEOUT_DAYS};
 use crate::record::{Change, Metadata, Record};
 use crate::rules::WriteRules;
 use crate::set_cookie::SetCookie;
@@ -18,10 +18,8 @@ pub(crate) struct Settings {
     /// Matched byte for byte against the names in `Cookie` headers.
     pub(crate) cookie_name: Box<str>,
     pub(crate) set_cookie: SetCookie,
-    /// The size limits and the touch rule (idle timeouts and step).
+    /// The size limits, the touch rule (idle timeouts and step) and the session lifetimes.
     pub(crate) rules: WriteRules,
-    /// How long any session lives at most, from its creation.
-    pub(crate) absolute: time::Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) save_error_status: StatusCode,
 }
@@ -31,7 +29,6 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("cookie_name", &self.cookie_name)
             .field("rules", &self.rules)
-            .field("absolute", &self.absolute)
             .field("save_error_status", &self.save_error_status)
             .finish_non_exhaustive()
     }
@@ -45,11 +42,54 @@ impl Settings {
 
     /// The metadata of a session created at `now` holding `change`.
     pub(crate) fn fresh_meta(&self, change: &Change, now: OffsetDateTime) -> Metadata {
-        let persistent = change.persistent.unwrap_or(false);
-        let idle = self.rules.touch.idle_for(persistent);
-        let mut record = Record::new(now, now + idle, now + self.absolute);
-        change.apply_meta(&mut record.meta);
-        record.meta
+        let rules = &self.rules;
+        let mut meta = Record::new(
+            now,
+            now.saturating_add(rules.touch.idle_for(false)),
+            rules.end_time(now, None),
+        )
+        .meta;
+        rules.apply_meta(change, &mut meta, now);
+        meta
+    }
+
+    /// `idle` as a session's own idle timeout, or why it is refused: the limits the
+    /// builder sets on the layer's idle timeouts.
+    pub(crate) fn own_idle_timeout(
+        &self,
+        idle: std::time::Duration,
+    ) -> Result<time::Duration, String> {
+        if idle > MAX_TIMEOUT {
+            return Err(format!(
+                "an idle timeout longer than the largest accepted, {MAX_TIMEOUT_DAYS} days \
+                 (session_layer::MAX_TIMEOUT)"
+            ));
+        }
+        let idle = time::Duration::try_from(idle).unwrap_or(time::Duration::MAX);
+        let idle = time::Duration::milliseconds(
+            i64::try_from(idle.whole_milliseconds()).unwrap_or(i64::MAX),
+        );
+        if idle < time::Duration::SECOND {
+            return Err("an idle timeout must be at least one second".to_owned());
+        }
+        if idle <= self.rules.touch.step {
+            return Err(format!(
+                "an idle timeout must be longer than the layer's touch step ({} s), or activity \
+                 would never move the session's deadline",
+                self.rules.touch.step.whole_seconds()
+            ));
+        }
+        Ok(idle)
+    }
+
+    /// Whether a session's cookie carries a `Max-Age`: a persistent session's does, and so
+    /// does that of a session with an expiry of its own (an idle timeout, or an end time
+    /// other than the layer's lifetime), so the browser drops the cookie when the session
+    /// ends. Any other ends with the browser session.
+    pub(crate) fn has_max_age(&self, meta: &Metadata) -> bool {
+        meta.persistent
+            || meta.idle_timeout.is_some()
+            || meta.absolute_deadline != self.rules.end_time(meta.created, None)
     }
 
     /// The record a session created at `now` starts with, holding `change`; `None` when the
@@ -63,11 +103,11 @@ impl Settings {
         Some(record)
     }
 
-    /// The `Set-Cookie` that sets the session cookie to `value`: a persistent session's
-    /// cookie gets a `Max-Age` of its remaining lifetime (at most what browsers keep), any
-    /// other ends with the browser session.
+    /// The `Set-Cookie` that sets the session cookie to `value`: the cookie of a session
+    /// that [has one](Self::has_max_age) gets a `Max-Age` of its remaining lifetime (at most
+    /// what browsers keep), any other ends with the browser session.
     pub(crate) fn cookie(&self, value: &str, meta: &Metadata, now: OffsetDateTime) -> HeaderValue {
-        let max_age = meta.persistent.then(|| {
+        let max_age = self.has_max_age(meta).then(|| {
             let remaining = (meta.expires() - now).max(time::Duration::ZERO);
             let cap = time::Duration::try_from(MAX_COOKIE_AGE).unwrap_or(time::Duration::MAX);
             remaining.min(cap)

@@ -134,3 +134,54 @@ async fn the_largest_accepted_timeouts_serve_sessions() {
         .to_bytes();
     assert_eq!(&body[..], b"1");
 }
+
+#[test]
+fn a_longest_session_lifetime_below_the_absolute_timeout_or_past_the_largest_is_refused() {
+    let message = refusal(|b| {
+        b.with_absolute_timeout(Duration::from_secs(30 * DAY))
+            .with_max_session_lifetime(Duration::from_secs(DAY))
+    });
+    assert!(message.contains("longest session lifetime"), "{message}");
+    let message = refusal(|b| b.with_max_session_lifetime(Duration::MAX));
+    assert!(message.contains(LARGEST), "{message}");
+    SessionLayer::builder(MemoryStore::default())
+        .with_max_session_lifetime(Duration::from_secs(36_500 * DAY))
+        .build()
+        .expect("the largest longest lifetime is accepted");
+}
+
+/// A session's own idle timeout is held to what the builder holds the layer's to, and its
+/// own end time to what a deadline can be; a refused one changes nothing.
+#[tokio::test]
+async fn a_sessions_own_expiry_is_refused_where_the_layers_would_be() {
+    let layer = SessionLayer::new(MemoryStore::default());
+    let session = session_layer::testing::session(&layer);
+    for refused in [
+        Duration::MAX,
+        Duration::from_secs(36_500 * DAY + 1),
+        Duration::from_millis(500),
+        // Not longer than the default touch step (a minute).
+        Duration::from_secs(60),
+    ] {
+        let err = session
+            .set_idle_timeout(Some(refused))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, session_layer::SessionError::Expiry { .. }),
+            "{err}"
+        );
+    }
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(36_501);
+    assert!(session.set_expires_at(Some(far)).await.is_err());
+    let meta = session.metadata().await.expect("metadata");
+    assert_eq!(meta.idle_timeout, None, "a refused idle timeout was kept");
+    session
+        .set_idle_timeout(Some(Duration::from_secs(36_500 * DAY)))
+        .await
+        .expect("the largest idle timeout is accepted");
+    session
+        .set_idle_timeout(Some(Duration::from_secs(61)))
+        .await
+        .expect("an idle timeout just over the touch step is accepted");
+}

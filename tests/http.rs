@@ -155,3 +155,93 @@ async fn no_log_line_contains_a_session_id() {
         assert!(!text.contains(id.as_str()), "a session ID was logged");
     }
 }
+
+/// A session's own end time and idle timeout show in its cookie's `Max-Age`, which a
+/// browser-only session otherwise lacks, and both survive a rotation: the new cookie's
+/// `Max-Age` is the time left, and the session ends at its end time however active.
+#[tokio::test]
+async fn the_cookie_max_age_follows_a_sessions_own_expiry_across_a_rotation() {
+    use reqwest::Method;
+    use session_layer::clock::Clock as _;
+    use session_layer::testing::MockClock;
+    use session_layer_test_support::app::{call, routes, serve};
+
+    let clock = MockClock::new();
+    // On a whole second, so that whole-second end times give whole-second Max-Ages.
+    clock.advance(std::time::Duration::from_millis(
+        1000 - u64::from(clock.now().millisecond()),
+    ));
+    let layer = SessionLayer::builder(MemoryStore::default())
+        .with_plain_http_for_development()
+        .with_clock(clock.clone())
+        .build()
+        .unwrap();
+    let addr = serve(routes().layer(layer)).await;
+    let client = reqwest::Client::new();
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+
+    let created = call(&client, addr, Method::POST, "/set/cart/apple", None).await;
+    assert_eq!(
+        created.max_age, None,
+        "a browser-only session's cookie got a Max-Age"
+    );
+    let id = created.cookie.expect("a session cookie");
+
+    // Its own idle timeout: ten minutes from this request.
+    let idle = call(&client, addr, Method::POST, "/idle-timeout/600", Some(&id)).await;
+    assert_eq!(
+        (idle.cookie.as_deref(), idle.max_age),
+        (Some(&*id), Some(600))
+    );
+
+    // Its own end time, five minutes away: nearer than the idle deadline.
+    let end = clock.now().unix_timestamp() + 300;
+    let path = format!("/expire-at/{end}");
+    let ended = call(&client, addr, Method::POST, &path, Some(&id)).await;
+    assert_eq!(ended.max_age, Some(300));
+
+    clock.advance(minutes(1));
+    let rotated = call(&client, addr, Method::POST, "/rotate", Some(&id)).await;
+    let new_id = rotated.cookie.expect("a rotated cookie");
+    assert_ne!(new_id, id);
+    assert_eq!(
+        rotated.max_age,
+        Some(240),
+        "rotation lost the session's own end time"
+    );
+    let old = call(&client, addr, Method::GET, "/get/cart", Some(&id)).await;
+    assert_eq!(old.body, "none", "the old ID still worked");
+
+    // Activity inside the idle timeout keeps it alive until the end time, no further.
+    clock.advance(minutes(3));
+    let alive = call(&client, addr, Method::GET, "/get/cart", Some(&new_id)).await;
+    assert_eq!(alive.body, "\"apple\"");
+    clock.advance(minutes(2));
+    let gone = call(&client, addr, Method::GET, "/get/cart", Some(&new_id)).await;
+    assert_eq!(gone.body, "none", "the session outlived its own end time");
+
+    // Without an end time, the idle timeout alone sets the Max-Age after a rotation.
+    let other = call(&client, addr, Method::POST, "/set/cart/pear", None).await;
+    let id = other.cookie.expect("a session cookie");
+    call(&client, addr, Method::POST, "/idle-timeout/900", Some(&id)).await;
+    clock.advance(minutes(5));
+    let rotated = call(&client, addr, Method::POST, "/rotate", Some(&id)).await;
+    assert_eq!(
+        rotated.max_age,
+        Some(900),
+        "rotation lost the session's own idle timeout"
+    );
+    clock.advance(minutes(16));
+    let gone = call(
+        &client,
+        addr,
+        Method::GET,
+        "/get/cart",
+        rotated.cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(
+        gone.body, "none",
+        "the session outlived its own idle timeout"
+    );
+}

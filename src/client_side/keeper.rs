@@ -131,7 +131,9 @@ impl Keeper for Sealing {
                 check.settings.fresh_meta(change, check.started),
             ),
         };
-        change.apply_to(&mut record);
+        change.apply_data(record.data_mut());
+        let rules = &check.settings.rules;
+        rules.apply_meta(change, &mut record.meta, check.started);
         record
             .data_mut()
             .insert(check.key.to_owned(), check.value.clone());
@@ -175,10 +177,10 @@ impl Keeper for Sealing {
         if !record.is_live(now) {
             return Settled::Done(self.fresh_or_clear(saving));
         }
-        let mut meta = record.meta.clone();
-        ending.change.apply_meta(&mut meta);
         let rules = &saving.settings.rules;
-        let due = ending.change.persistent.is_some() || rules.touch.due(&meta, now).is_some();
+        let due = ending.change.alters_expiry() || rules.touch.due(&record.meta, now).is_some();
+        let mut meta = record.meta.clone();
+        rules.apply_meta(&ending.change, &mut meta, now);
         if !due && !ending.rotate && !cookie.opening().old_key && ending.change.is_empty() {
             return Settled::Done(Ok(Kept::new(CookieOut::Keep, How::Unchanged)));
         }
@@ -216,7 +218,8 @@ impl Keeper for Sealing {
                 return self.fresh_or_clear(saving);
             }
             let mut meta = record.meta.clone();
-            saving.ending.change.apply_meta(&mut meta);
+            let rules = &saving.settings.rules;
+            rules.apply_meta(&saving.ending.change, &mut meta, saving.now);
             self.reseal(saving, record, cookie, meta)
         })
     }
@@ -324,15 +327,9 @@ impl Sealing {
                 ),
             ));
         }
-        // Resealing costs the same with or without a touch, so every reseal is one.
-        let touch = match change.persistent {
-            Some(persistent) => rules.touch.restart(persistent, now),
-            None => crate::record::Touch {
-                seen: now,
-                idle_deadline: rules.touch.idle_deadline(&meta, now),
-            },
-        };
-        touch.apply_to(&mut meta);
+        // Resealing costs the same with or without a touch, so every reseal is one (`meta`
+        // has the change applied already, a restart included).
+        rules.touch.restart(&meta, now).apply_to(&mut meta);
         let opening = cookie.opening();
         // A rotation is a new sign-in as far as the not-before checks go: a fresh nonce and
         // a fresh time.

@@ -43,7 +43,8 @@ pub(crate) struct Revocations {
     store: Arc<dyn SessionStore>,
     /// The layer's purpose and cookie name, length-prefixed: every key is bound to them.
     scope: Vec<u8>,
-    /// How long a session lives at most: a cut-off is kept that long.
+    /// How long a session lives at most, its own end time included: a cut-off is kept that
+    /// long.
     absolute: time::Duration,
     /// The longer of the two idle timeouts.
     longest_idle: time::Duration,
@@ -97,7 +98,7 @@ impl Revocations {
         Self {
             store,
             scope,
-            absolute: settings.absolute,
+            absolute: settings.rules.max_lifetime,
             longest_idle: touch.idle_for(true).max(touch.idle_for(false)),
             rules: WriteRules::new(Limits::default(), touch),
         }
@@ -128,9 +129,8 @@ impl Revocations {
         meta: &Metadata,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let until = meta
-            .absolute_deadline
-            .min(now.saturating_add(self.longest_idle));
+        let idle = self.longest_idle.max(meta.idle_timeout.unwrap_or_default());
+        let until = meta.absolute_deadline.min(now.saturating_add(idle));
         if until <= now {
             // Every copy of its cookie has expired already.
             return Ok(());

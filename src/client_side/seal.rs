@@ -5,8 +5,8 @@
 //! (data only, never code), paired with the owner when the session has one:
 //!
 //! ```text
-//! 4.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<0|1>.{<data>}
-//! 4.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<0|1>.["<user>",{<data>}]
+//! 5.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<idle timeout>.<0|1>.{<data>}
+//! 5.<nonce>.<created>.<last seen - created>.<idle deadline - last seen>.<absolute deadline - created>.<signed in - created>.<idle timeout>.<0|1>.["<user>",{<data>}]
 //! ```
 //!
 //! Times are milliseconds: `created` since the Unix epoch, the others as the differences
@@ -15,9 +15,11 @@
 //! first sign-in after a user's "sign out everywhere" lives although the session it rotated
 //! is older. Every byte of the payload is paid for on every request that opens or seals it
 //! (encryption, authentication, base64 both ways), so fixed fields before the JSON keep it
-//! short and cheap to read. Format 3 (no sign-in time: it is the creation time) and format
-//! 2 (every time since the epoch, the owner always written as `[<user|null>,{<data>}]`, no
-//! sign-in time) are still read.
+//! short and cheap to read. The idle timeout is the session's own, in milliseconds, and
+//! empty when it has none (the layer's applies). Format 4 (no idle timeout field), format 3
+//! (no sign-in time either: it is the creation time) and format 2 (every time since the
+//! epoch, the owner always written as `[<user|null>,{<data>}]`, no sign-in time) are still
+//! read.
 //!
 //! The `cookie` crate seals the payload: its private jar (AES-256-GCM, with the cookie name
 //! as associated data) by default, or its signed jar (HMAC-SHA256) in signed-only mode,
@@ -36,10 +38,12 @@ use crate::clock::millis;
 use crate::record::{Change, Metadata, Record};
 
 /// The format of the sealed payload this crate writes.
-const FORMAT_TEXT: &str = "4";
-/// Earlier formats, still read so that sessions sealed before an upgrade stay valid: 3 has
-/// no sign-in time; 2 has none either, writes times as absolute milliseconds and always
-/// writes the owner. A cookie of any other version is rejected.
+const FORMAT_TEXT: &str = "5";
+/// Earlier formats, still read so that sessions sealed before an upgrade stay valid: 4 has
+/// no idle timeout of the session's own; 3 has no sign-in time either; 2 has none either,
+/// writes times as absolute milliseconds and always writes the owner. A cookie of any
+/// other version is rejected.
+const FORMAT_4_TEXT: &str = "4";
 const FORMAT_3_TEXT: &str = "3";
 const FORMAT_2_TEXT: &str = "2";
 /// Browsers keep a cookie only while its name and value together fit in this many bytes.
@@ -197,6 +201,11 @@ fn write_payload_parts(
         out.push(b'.');
         out.extend_from_slice(number.format(field).as_bytes());
     }
+    out.push(b'.');
+    if let Some(idle) = m.idle_timeout {
+        let idle = i64::try_from(idle.whole_milliseconds()).unwrap_or(i64::MAX);
+        out.extend_from_slice(number.format(idle).as_bytes());
+    }
     out.extend_from_slice(if m.persistent { b".1." } else { b".0." });
     match m.user.as_deref() {
         None => write_data(&mut out),
@@ -212,8 +221,8 @@ fn write_payload_parts(
     String::from_utf8(out).expect("the payload is ASCII fields and JSON, so UTF-8")
 }
 
-/// Reads a payload `write_payload` wrote, or one of formats 3 and 2: the record, its nonce
-/// and when it was signed in. `None` for anything else.
+/// Reads a payload `write_payload` wrote, or one of formats 4, 3 and 2: the record, its
+/// nonce and when it was signed in. `None` for anything else.
 fn read_payload(text: &str) -> Option<(Record, Nonce, OffsetDateTime)> {
     let mut rest = text;
     // The fixed fields end at a `.`; the JSON after the last of them may hold more.
@@ -223,10 +232,11 @@ fn read_payload(text: &str) -> Option<(Record, Nonce, OffsetDateTime)> {
         rest = tail;
         Some(field)
     };
-    let (relative, has_signed_in) = match field()? {
-        FORMAT_TEXT => (true, true),
-        FORMAT_3_TEXT => (true, false),
-        FORMAT_2_TEXT => (false, false),
+    let (relative, has_signed_in, has_idle_timeout) = match field()? {
+        FORMAT_TEXT => (true, true, true),
+        FORMAT_4_TEXT => (true, true, false),
+        FORMAT_3_TEXT => (true, false, false),
+        FORMAT_2_TEXT => (false, false, false),
         _ => return None,
     };
     let nonce = Nonce::read(field()?)?;
@@ -243,6 +253,15 @@ fn read_payload(text: &str) -> Option<(Record, Nonce, OffsetDateTime)> {
         idle_deadline = last_seen.checked_add(idle_deadline)?;
         absolute_deadline = created.checked_add(absolute_deadline)?;
     }
+    let idle_timeout = match has_idle_timeout {
+        true => match field()? {
+            "" => None,
+            ms => Some(time::Duration::milliseconds(
+                ms.parse::<i64>().ok().filter(|ms| *ms >= 0)?,
+            )),
+        },
+        false => None,
+    };
     let persistent = match field()? {
         "0" => false,
         "1" => true,
@@ -267,6 +286,7 @@ fn read_payload(text: &str) -> Option<(Record, Nonce, OffsetDateTime)> {
         absolute_deadline,
         persistent,
         user,
+        idle_timeout,
     };
     Some((Record::from_parts(data, meta), nonce, signed_in))
 }

@@ -159,34 +159,43 @@ fn a_value_sealed_for_another_purpose_name_or_mode_does_not_open() {
     assert!(sealer(Mode::Signed, "x", "__Host-a").open(&value).is_none());
 }
 
-/// One session in the payload format this crate writes (4: times after the first as
-/// differences, the sign-in time, the owner only when there is one) and in the ones it
-/// wrote before (3: no sign-in time; 2: absolute times, the owner always written).
+/// One session in the payload format this crate writes (5: times after the first as
+/// differences, the sign-in time, the idle timeout of its own (empty: none), the owner only
+/// when there is one) and in the ones it wrote before (4: no idle timeout; 3: no sign-in
+/// time either; 2: absolute times, the owner always written).
+const FORMAT_5: &str = r#"5.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0..0.{}"#;
 const FORMAT_4: &str = r#"4.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0.0.{}"#;
 const FORMAT_3: &str = r#"3.AAAAAAAAAAAAAAAAAAAAAA.1.0.9999999999998.9999999999998.0.{}"#;
 const FORMAT_2: &str = r#"2.AAAAAAAAAAAAAAAAAAAAAA.1.1.9999999999999.9999999999999.0.[null,{}]"#;
 
 #[test]
-fn sessions_sealed_in_formats_2_and_3_still_open_as_they_did() {
+fn sessions_sealed_in_formats_2_to_4_still_open_as_they_did() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        for (old, older, new) in [
+        for (previous, old, older, new) in [
             (
+                FORMAT_4.to_owned(),
                 FORMAT_3.to_owned(),
                 FORMAT_2.to_owned(),
-                FORMAT_4.to_owned(),
+                FORMAT_5.to_owned(),
             ),
             (
+                FORMAT_4.replace(".{}", r#".["alice",{"n":7}]"#),
                 FORMAT_3.replace(".{}", r#".["alice",{"n":7}]"#),
                 FORMAT_2.replace("[null,{}]", r#"["alice",{"n":7}]"#),
-                FORMAT_4.replace(".{}", r#".["alice",{"n":7}]"#),
+                FORMAT_5.replace(".{}", r#".["alice",{"n":7}]"#),
             ),
         ] {
             let older = s
                 .open(&s.seal_raw(&older))
                 .expect("a format-2 payload opens");
             let old = s.open(&s.seal_raw(&old)).expect("a format-3 payload opens");
-            let new = s.open(&s.seal_raw(&new)).expect("a format-4 payload opens");
+            let previous = s
+                .open(&s.seal_raw(&previous))
+                .expect("a format-4 payload opens");
+            let new = s.open(&s.seal_raw(&new)).expect("a format-5 payload opens");
+            assert_eq!(previous.record, new.record, "{mode:?}");
+            assert_eq!(previous.record.meta.idle_timeout, None, "{mode:?}");
             for opened in [&older, &old] {
                 assert_eq!(opened.record, new.record, "{mode:?}");
                 // Signed in when created, as every session was before sign-in times.
@@ -202,16 +211,23 @@ fn sessions_sealed_in_formats_2_and_3_still_open_as_they_did() {
         let rotated = FORMAT_4.replace(".0.0.{}", ".5.0.{}");
         let opened = s.open(&s.seal_raw(&rotated)).unwrap();
         assert_eq!(opened.signed_in.unix_timestamp_nanos(), 6_000_000);
+        // So is an idle timeout of the session's own.
+        let own = FORMAT_5.replace("..0.{}", ".60000.0.{}");
+        let opened = s.open(&s.seal_raw(&own)).unwrap();
+        assert_eq!(
+            opened.record.meta.idle_timeout,
+            Some(time::Duration::minutes(1))
+        );
         // What this crate seals now opens to the record sealed.
         let record = record();
         let sealed = s.seal(&record, &Nonce::generate()).unwrap();
         assert_eq!(s.open(&sealed).unwrap().record, record, "{mode:?}");
     }
-    // And it is format 4: a signed-only cookie shows its payload.
+    // And it is format 5: a signed-only cookie shows its payload.
     let signed = sealer(Mode::Signed, "app", DEFAULT_COOKIE_NAME);
     let value = signed.seal(&record(), &Nonce::generate()).unwrap();
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(&value[44..]).unwrap()).unwrap();
-    assert!(payload.starts_with("4."), "{payload}");
+    assert!(payload.starts_with("5."), "{payload}");
     assert!(payload.ends_with(r#".["alice",{"visits":3}]"#), "{payload}");
 }
 
@@ -219,7 +235,12 @@ fn sessions_sealed_in_formats_2_and_3_still_open_as_they_did() {
 fn payloads_of_another_version_or_shape_are_rejected() {
     for mode in MODES {
         let s = sealer(mode, "app", DEFAULT_COOKIE_NAME);
-        for (good, version) in [(FORMAT_2, "2."), (FORMAT_3, "3."), (FORMAT_4, "4.")] {
+        for (good, version) in [
+            (FORMAT_2, "2."),
+            (FORMAT_3, "3."),
+            (FORMAT_4, "4."),
+            (FORMAT_5, "5."),
+        ] {
             assert!(
                 s.open(&s.seal_raw(good)).is_some(),
                 "{mode:?}: the control payload {good}"
@@ -228,8 +249,9 @@ fn payloads_of_another_version_or_shape_are_rejected() {
             let fields = &good[..good.len() - tail.len()];
             for bad in [
                 good.replacen(version, "1.", 1),
-                good.replacen(version, "5.", 1),
+                good.replacen(version, "6.", 1),
                 good.replacen(version, if version == "4." { "3." } else { "4." }, 1),
+                good.replacen(version, if version == "5." { "3." } else { "5." }, 1),
                 good.replacen(version, "", 1),
                 // A field missing, added, or not a number.
                 good.replace(".9999999999999.0.", ".0.")
@@ -252,6 +274,9 @@ fn payloads_of_another_version_or_shape_are_rejected() {
                 // Format 4's sign-in time: not a number, or past what a time holds.
                 FORMAT_4.replace(".0.0.{}", ".x.0.{}"),
                 FORMAT_4.replace(".0.0.{}", ".9223372036854775807.0.{}"),
+                // Format 5's idle timeout: not a number, or negative.
+                FORMAT_5.replace("..0.{}", ".x.0.{}"),
+                FORMAT_5.replace("..0.{}", ".-1.0.{}"),
             ] {
                 assert!(
                     s.open(&s.seal_raw(&bad)).is_none(),
@@ -523,8 +548,9 @@ mod properties {
             (time(), time(), time(), time()),
             any::<bool>(),
             prop::option::of(".{1,16}"),
+            prop::option::of(0..4_102_444_800_000i64),
         )
-            .prop_map(|(data, (c, s, i, a), persistent, user)| {
+            .prop_map(|(data, (c, s, i, a), persistent, user, idle)| {
                 let meta = Metadata {
                     created: c,
                     last_seen: s,
@@ -532,6 +558,7 @@ mod properties {
                     absolute_deadline: a,
                     persistent,
                     user,
+                    idle_timeout: idle.map(time::Duration::milliseconds),
                 };
                 Record::from_parts(data.into_iter().collect(), meta)
             })

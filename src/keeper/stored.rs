@@ -114,7 +114,7 @@ impl<S: SessionStore> Keeper for Stored<S> {
             None => Kept::new(CookieOut::Keep, How::Unchanged),
             // Unknown or expired: never adopted, and nothing to keep.
             Some(None) => saving.nothing_kept(),
-            Some(Some(record)) if renews_cookie(&record.meta, saving.started) => {
+            Some(Some(record)) if renews_cookie(saving, &record.meta, saving.started) => {
                 set(saving, &cookie.id, &record.meta, How::Unchanged)
             }
             Some(Some(_)) => Kept::new(CookieOut::Keep, How::Unchanged),
@@ -177,22 +177,19 @@ impl<S: SessionStore> Stored<S> {
             return self.create_or_clear(saving, &ending.change).await;
         }
         let rules = &saving.settings.rules;
-        let mut change = ending.change.clone();
-        // A change of persistence restarts the idle deadline with the new timeout. Any other
-        // due touch was made by the load, or is made by the store with the change.
-        if let Some(persistent) = change.persistent {
-            change.touch = Some(rules.touch.restart(persistent, now));
-        }
+        // A due touch was made by the load, or is made by the store with the change, which
+        // also restarts the idle deadline when the persistence or the idle timeout changes.
+        let change = &ending.change;
         let touched_by_load = loaded
             .flatten()
-            .is_some_and(|r| renews_cookie(&r.meta, saving.started));
+            .is_some_and(|r| renews_cookie(saving, &r.meta, saving.started));
         let key = cookie.key();
 
         if ending.rotate {
             for _ in 0..CREATE_ATTEMPTS {
                 let new_id = SessionId::generate();
                 let new_key = new_id.storage_key();
-                let rotated = self.call("rotate", |s| s.rotate(key, &new_key, &change, rules, now));
+                let rotated = self.call("rotate", |s| s.rotate(key, &new_key, change, rules, now));
                 match rotated.await? {
                     Rotated::Done(meta) => return Ok(set(saving, &new_id, &meta, How::Rotated)),
                     Rotated::Collision => {}
@@ -204,11 +201,13 @@ impl<S: SessionStore> Stored<S> {
         }
 
         match self
-            .call("apply", |s| s.apply(key, &change, rules, now))
+            .call("apply", |s| s.apply(key, change, rules, now))
             .await?
         {
             Applied::Done(meta)
-                if change.persistent.is_some() || touched_by_load || renews_cookie(&meta, now) =>
+                if change.alters_expiry()
+                    || touched_by_load
+                    || renews_cookie(saving, &meta, now) =>
             {
                 Ok(set(saving, &cookie.id, &meta, How::Written))
             }
@@ -248,12 +247,12 @@ fn set(saving: &Saving<'_, Named>, id: &SessionId, meta: &Metadata, how: How) ->
     )
 }
 
-/// Whether a persistent session's idle deadline was moved at `now` (by this request's load
-/// or write, as the store reports it), so its cookie's `Max-Age` is renewed. A session
-/// created at `now` already got its cookie. Another request's touch in the same millisecond
-/// also counts, which only resends the same cookie.
-fn renews_cookie(meta: &Metadata, now: OffsetDateTime) -> bool {
-    meta.persistent && meta.last_seen == now && meta.created != now
+/// Whether the idle deadline of a session whose cookie has a `Max-Age` was moved at `now`
+/// (by this request's load or write, as the store reports it), so the `Max-Age` is renewed.
+/// A session created at `now` already got its cookie. Another request's touch in the same
+/// millisecond also counts, which only resends the same cookie.
+fn renews_cookie(saving: &Saving<'_, Named>, meta: &Metadata, now: OffsetDateTime) -> bool {
+    meta.last_seen == now && meta.created != now && saving.settings.has_max_age(meta)
 }
 
 /// The save error for a write that would pass the size limits. It names no key or value.

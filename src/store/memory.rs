@@ -322,7 +322,7 @@ impl MemoryStore {
         let before = record.meta.user.clone();
         let applied = rules.apply(&mut record, change, now);
         if let Applied::Done(meta) = &applied {
-            if change.touches_data() || change.user.is_some() || change.persistent.is_some() {
+            if change.touches_data() || change.user.is_some() || change.alters_expiry() {
                 *packed = Packed::new(&record);
             } else {
                 packed.set_seen(meta);

@@ -1,8 +1,8 @@
 //! The store contract: one trait every backend implements.
 //!
 //! The layer hands a store only [`StorageKey`]s (hashes of session IDs), [`Record`]s and
-//! [`Change`]s, the rules a write must keep ([`WriteRules`]: the size limits and when a
-//! touch is due), and the time it considers "now" (so tests can drive the clock and every
+//! [`Change`]s, the rules a write must keep ([`WriteRules`]: the size limits, when a touch
+//! is due, and how far a session's own end time may lie), and the time it considers "now" (so tests can drive the clock and every
 //! backend agrees on expiry). The contract, which the conformance suite in `testing`
 //! checks against a real backend:
 //!
@@ -20,8 +20,9 @@
 //! "Live" means both deadlines lie after `now`. Never upsert: a save that finds its session
 //! gone must not bring it back, or a slow request would undo a logout.
 //!
-//! How a change applies, what counts against the limits and when a touch is due each have
-//! one home: [`WriteRules::apply`] does all three to a [`Record`]. A store that reads,
+//! How a change applies (a session's own end time and the idle restart when its persistence
+//! or idle timeout changes included), what counts against the limits and when a touch is
+//! due each have one home: [`WriteRules::apply`] does all three to a [`Record`]. A store that reads,
 //! modifies and writes (inside its own lock or transaction) calls it; a store that applies
 //! changes remotely (a Redis script, one SQL statement) mirrors it, and the conformance
 //! suite holds the two together.
@@ -64,7 +65,10 @@
 //! 5. **Revocation cannot be escaped.** `delete_by_user` must end a session that a racing
 //!    `rotate` moves to a new key: take the same lock, lock the same row, or make the
 //!    rotation and the revocation touch one shared key.
-//! 6. **Errors say what happened.** Map failures to a [`StoreErrorKind`] (`Unavailable`,
+//! 6. **Keep all the metadata.** Every field of [`Metadata`] goes back out as it came in,
+//!    the session's own idle timeout ([`Metadata::idle_timeout`]) included: the touch rule
+//!    reads it, and a session given one must keep it across writes and rotations.
+//! 7. **Errors say what happened.** Map failures to a [`StoreErrorKind`] (`Unavailable`,
 //!    `Timeout`, `Corrupt`, ...) with a message that says what to check; never put a stored
 //!    value in an error.
 //!
@@ -225,7 +229,7 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// The live record under `key` at `now`, or `None` if there is none or it has expired.
     ///
     /// With a `touch` rule, a touch that is [due](TouchRule::due) (judged on the stored
-    /// record's own persistence flag and deadlines) is made in the same atomic step, and the
+    /// record's own idle timeout or persistence flag, and its deadlines) is made in the same atomic step, and the
     /// record comes back with the moved `last_seen` and idle deadline. A record that is not
     /// live is never touched.
     fn load<'a>(
@@ -239,7 +243,8 @@ pub trait SessionStore: Debug + Send + Sync + 'static {
     /// [`WriteRules::apply`] does to the stored record: nothing if it is not live at `now`
     /// ([`Applied::Gone`]: never an upsert), nothing if the data would pass the limits
     /// ([`Applied::TooLarge`]), otherwise the change and, unless it carries a touch of its
-    /// own, a due touch.
+    /// own, the idle restart of a change of persistence or idle timeout, or else a due
+    /// touch.
     fn apply<'a>(
         &'a self,
         key: &'a StorageKey,

@@ -210,7 +210,12 @@ macro_rules! for_each_conformance_case {
             a_session_at_its_key_limit_can_replace_a_key,
             rotate_makes_a_due_touch,
             delete_owned_ends_only_a_session_of_that_user,
-            revocation_racing_rotations_leaves_no_survivor
+            revocation_racing_rotations_leaves_no_survivor,
+            an_own_expiry_is_stored_and_survives_writes_and_rotation,
+            apply_sets_and_clears_an_own_idle_timeout_and_end_time,
+            a_change_of_persistence_or_idle_timeout_restarts_the_idle_deadline,
+            a_touch_uses_the_sessions_own_idle_timeout,
+            a_later_end_time_keeps_a_session_listed_and_revocable
         );
     };
 }

@@ -30,6 +30,8 @@ pub fn router(store: impl SessionStore) -> Router {
 /// | `POST /revoke-others` | ends every other session of this user: how many |
 /// | `POST /logout` | destroys the session |
 /// | `POST /slow/{key}/{value}` | reads, waits 300 ms, then writes |
+/// | `POST /idle-timeout/{seconds}` | gives the session an idle timeout of its own |
+/// | `POST /expire-at/{unix_seconds}` | gives the session an end time of its own |
 pub fn routes() -> Router {
     Router::new()
         .route("/get/{key}", get(read))
@@ -44,6 +46,8 @@ pub fn routes() -> Router {
         .route("/revoke-others", post(revoke_others))
         .route("/logout", post(logout))
         .route("/slow/{key}/{value}", post(slow_write))
+        .route("/idle-timeout/{seconds}", post(idle_timeout))
+        .route("/expire-at/{unix_seconds}", post(expire_at))
 }
 
 /// The session layer over `store` with the defaults, but for plain HTTP: the tests talk to
@@ -131,6 +135,24 @@ async fn slow_write(
     Ok("ok")
 }
 
+async fn idle_timeout(
+    session: Session,
+    Path(seconds): Path<u64>,
+) -> Result<&'static str, SessionError> {
+    let idle = std::time::Duration::from_secs(seconds);
+    session.set_idle_timeout(Some(idle)).await?;
+    Ok("ok")
+}
+
+async fn expire_at(
+    session: Session,
+    Path(unix_seconds): Path<i64>,
+) -> Result<&'static str, SessionError> {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix_seconds).ok();
+    session.set_expires_at(at).await?;
+    Ok("ok")
+}
+
 async fn logout(session: Session) -> &'static str {
     session.destroy().await;
     "bye"
@@ -159,6 +181,8 @@ pub struct Reply {
     pub status: StatusCode,
     /// The session cookie's new value, if the response set one (empty for a removal).
     pub cookie: Option<String>,
+    /// The session cookie's `Max-Age` in seconds, if the response set one with it.
+    pub max_age: Option<i64>,
     /// The response's body, as text.
     pub body: String,
 }
@@ -181,19 +205,31 @@ pub async fn call(
     }
     let response = request.send().await.expect("the app answers");
     let status = response.status();
-    let cookies: Vec<String> = response
+    let cookies: Vec<(String, Option<i64>)> = response
         .headers()
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .filter_map(|v| v.strip_prefix("session="))
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .map(|v| {
+            let mut parts = v.split(';');
+            let value = parts.next().unwrap_or("").to_owned();
+            let max_age = parts
+                .filter_map(|p| p.trim().strip_prefix("Max-Age="))
+                .find_map(|n| n.parse().ok());
+            (value, max_age)
+        })
         .collect();
     assert!(cookies.len() <= 1, "more than one session Set-Cookie");
     let body = response.text().await.expect("a body");
+    let (cookie, max_age) = cookies
+        .into_iter()
+        .next()
+        .map_or((None, None), |(c, m)| (Some(c), m));
     Reply {
         status,
-        cookie: cookies.into_iter().next(),
+        cookie,
+        max_age,
         body,
     }
 }

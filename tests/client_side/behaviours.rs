@@ -33,6 +33,7 @@ in_every_mode!(
     idle_expiry_ends_the_session,
     activity_keeps_a_session_alive_until_the_absolute_deadline,
     a_cookie_the_layer_did_not_issue_is_never_adopted,
+    a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotation,
 );
 
 fn layer(mode: Mode, clock: &MockClock) -> SessionLayer {
@@ -236,5 +237,73 @@ async fn a_cookie_the_layer_did_not_issue_is_never_adopted(mode: Mode) {
     assert!(
         !set.is_empty() && set != planted,
         "{mode:?}: adopted the planted value"
+    );
+}
+
+/// A session given its own idle timeout (5 minutes, under the layer's 10) and end time
+/// (20 minutes away, under the layer's hour) keeps both across later requests and a
+/// rotation: the cookie's `Max-Age` is the nearer of the two, activity inside the idle
+/// timeout keeps it alive, and it ends at its end time however active.
+async fn a_sessions_own_idle_timeout_and_end_time_hold_across_requests_and_rotation(mode: Mode) {
+    use session_layer::clock::Clock as _;
+
+    let clock = MockClock::new();
+    // On a whole second, so that whole-second end times give whole-second Max-Ages.
+    clock.advance(std::time::Duration::from_millis(
+        1000 - u64::from(clock.now().millisecond()),
+    ));
+    let mut browser = Browser::new(short_layer(mode, &clock));
+    assert_eq!(browser.get("/count").await.max_age(), None, "{mode:?}");
+    let reply = browser.get("/expiry?idle_secs=300").await;
+    assert_eq!(reply.max_age(), Some(300), "{mode:?}: {reply:?}");
+
+    // Idle longer than its own timeout (though within the layer's): it ended.
+    clock.advance(minutes(6));
+    assert_eq!(
+        browser.get("/read").await.body,
+        "0",
+        "{mode:?}: outlived its idle timeout"
+    );
+
+    browser.get("/count").await;
+    browser.get("/expiry?idle_secs=300").await;
+    let end = clock.now().unix_timestamp() + 20 * 60;
+    let reply = browser.get(&format!("/expiry?end_unix={end}")).await;
+    assert_eq!(
+        reply.max_age(),
+        Some(300),
+        "{mode:?}: the idle deadline is nearer"
+    );
+    clock.advance(minutes(4));
+    let before = browser.cookie.clone();
+    let reply = browser.get("/login").await;
+    assert_ne!(browser.cookie, before, "{mode:?}: no rotation");
+    assert_eq!(
+        reply.max_age(),
+        Some(300),
+        "{mode:?}: rotation lost the idle timeout"
+    );
+    for n in 2..=4 {
+        clock.advance(minutes(4));
+        let reply = browser.get("/count").await;
+        assert_eq!(reply.body, n.to_string(), "{mode:?}");
+    }
+    // A minute before the end time: a cookie sent now (a store sends none, since the
+    // deadline no longer moves) lives as long as the session has left.
+    clock.advance(minutes(3));
+    let reply = browser.get("/count").await;
+    assert_eq!(reply.body, "5", "{mode:?}");
+    if reply.set_cookie().is_some() {
+        assert_eq!(
+            reply.max_age(),
+            Some(60),
+            "{mode:?}: Max-Age passed the end time"
+        );
+    }
+    clock.advance(minutes(1));
+    assert_eq!(
+        browser.get("/read").await.body,
+        "0",
+        "{mode:?}: outlived its end time"
     );
 }

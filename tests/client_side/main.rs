@@ -128,6 +128,26 @@ async fn revoke_others(session: Session) -> (StatusCode, String) {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Expiry {
+    idle_secs: Option<u64>,
+    end_unix: Option<i64>,
+}
+
+/// Gives the session an idle timeout and/or an end time of its own.
+async fn expiry(session: Session, Query(e): Query<Expiry>) -> Result<String, SessionError> {
+    if let Some(secs) = e.idle_secs {
+        session
+            .set_idle_timeout(Some(Duration::from_secs(secs)))
+            .await?;
+    }
+    if let Some(unix) = e.end_unix {
+        let at = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+        session.set_expires_at(Some(at)).await?;
+    }
+    Ok(String::new())
+}
+
 pub(crate) fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/count", get(count))
@@ -141,6 +161,7 @@ pub(crate) fn app(layer: SessionLayer) -> Router {
         .route("/user", get(set_user))
         .route("/list", get(list))
         .route("/revoke-others", get(revoke_others))
+        .route("/expiry", get(expiry))
         .layer(layer)
 }
 

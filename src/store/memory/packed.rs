@@ -7,14 +7,15 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 0..32 | created, last seen, idle deadline, absolute deadline: `i64` milliseconds, little-endian |
-//! | 32 | flags: bit 0 persistent, bit 1 has an owner |
-//! | 33..37 | with an owner: its length, `u32` little-endian, then its bytes |
+//! | 32..40 | the session's own idle timeout: `i64` milliseconds, little-endian (0 without one) |
+//! | 40 | flags: bit 0 persistent, bit 1 has an owner, bit 2 has an idle timeout of its own |
+//! | 41..45 | with an owner: its length, `u32` little-endian, then its bytes |
 //! | rest | the data, as the JSON text of an object |
 //!
 //! This is only an encoding: every decision (liveness, touches, limits, how a change
 //! applies) is made on the [`Record`] and [`Metadata`] it decodes to, by the store's rules.
 
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::clock::millis;
 use crate::record::{Metadata, Record};
@@ -22,10 +23,12 @@ use crate::record::{Metadata, Record};
 const LAST_SEEN: usize = 8;
 const IDLE: usize = 16;
 const ABSOLUTE: usize = 24;
-const FLAGS: usize = 32;
-const HEADER: usize = 33;
+const IDLE_TIMEOUT: usize = 32;
+const FLAGS: usize = 40;
+const HEADER: usize = 41;
 const PERSISTENT: u8 = 1;
 const HAS_USER: u8 = 2;
+const HAS_IDLE_TIMEOUT: u8 = 4;
 
 /// A packed session record.
 pub(super) struct Packed(Box<[u8]>);
@@ -38,7 +41,15 @@ impl Packed {
         for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
             out.extend_from_slice(&millis::of(t).to_le_bytes());
         }
-        out.push((u8::from(m.persistent) * PERSISTENT) | (u8::from(user.is_some()) * HAS_USER));
+        let idle = m.idle_timeout.map_or(0, |d| {
+            i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX)
+        });
+        out.extend_from_slice(&idle.to_le_bytes());
+        out.push(
+            (u8::from(m.persistent) * PERSISTENT)
+                | (u8::from(user.is_some()) * HAS_USER)
+                | (u8::from(m.idle_timeout.is_some()) * HAS_IDLE_TIMEOUT),
+        );
         if let Some(user) = user {
             let len = u32::try_from(user.len()).expect("a user name under 4 GiB");
             out.extend_from_slice(&len.to_le_bytes());
@@ -89,6 +100,8 @@ impl Packed {
             absolute_deadline,
             persistent: self.0[FLAGS] & PERSISTENT != 0,
             user: self.user().map(str::to_owned),
+            idle_timeout: (self.0[FLAGS] & HAS_IDLE_TIMEOUT != 0)
+                .then(|| Duration::milliseconds(self.time(IDLE_TIMEOUT))),
         }
     }
 
@@ -111,7 +124,6 @@ impl Packed {
 mod tests {
     use super::*;
     use serde_json::json;
-    use time::Duration;
 
     #[test]
     fn a_record_survives_packing() {
@@ -120,6 +132,7 @@ mod tests {
             let mut record = Record::new(t, t + Duration::hours(1), t + Duration::days(2));
             record.meta.user = user.map(str::to_owned);
             record.meta.persistent = user.is_some();
+            record.meta.idle_timeout = user.map(|_| Duration::minutes(5));
             record
                 .data_mut()
                 .insert("es\"ca\\ped é".into(), json!({"n": [1, 2.5, null]}));

@@ -2,8 +2,8 @@
 //! names the broken rule. Cases use fresh random keys and user names, so they can run
 //! concurrently against one shared backend.
 //!
-//! The cases come in five files by topic: lifecycle, apply, rotate, users, and the mirrored
-//! rules. [`for_each_conformance_case!`](crate::for_each_conformance_case) lists them
+//! The cases come in six files by topic: lifecycle, apply, rotate, users, the mirrored
+//! rules, and per-session expiry. [`for_each_conformance_case!`](crate::for_each_conformance_case) lists them
 //! once; [`store_conformance_tests!`](crate::store_conformance_tests) and [`run_all`]
 //! expand that list.
 
@@ -17,12 +17,14 @@ use crate::record::{Change, Record, Touch};
 use crate::store::{Applied, Limits, Rotated, SessionStore, Totals, TouchRule, WriteRules};
 
 mod apply;
+mod expiry;
 mod lifecycle;
 mod rotate;
 mod rules;
 mod users;
 
 pub use self::apply::*;
+pub use self::expiry::*;
 pub use self::lifecycle::*;
 pub use self::rotate::*;
 pub use self::rules::*;
@@ -188,6 +190,7 @@ mod tests {
         let mut written = Vec::new();
         for source in [
             include_str!("apply.rs"),
+            include_str!("expiry.rs"),
             include_str!("lifecycle.rs"),
             include_str!("rotate.rs"),
             include_str!("rules.rs"),

@@ -76,7 +76,17 @@ pub(crate) fn decode_meta(row: &MySqlRow, what: &str) -> Result<Metadata, StoreE
         absolute_deadline: row.try_get("absolute_deadline").map_err(sql)?,
         persistent: row.try_get("persistent").map_err(sql)?,
         user,
+        idle_timeout: row
+            .try_get::<Option<i64>, _>("idle_timeout_ms")
+            .map_err(sql)?
+            .map(time::Duration::milliseconds),
     })
+}
+
+/// A session's own idle timeout as the `idle_timeout_ms` column holds it.
+pub(crate) fn idle_timeout_ms(meta: &Metadata) -> Option<i64> {
+    meta.idle_timeout
+        .map(|d| i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX))
 }
 
 /// Decodes a row of [`Statements::load`] or [`Statements::lock`].

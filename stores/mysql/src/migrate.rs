@@ -7,11 +7,12 @@
 //! it in the ledger.
 
 use session_layer::{StoreError, StoreErrorKind};
+use sqlx::mysql::MySqlDatabaseError;
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Executor as _, MySql, MySqlConnection, MySqlPool};
 
 use crate::error::from_sqlx;
-use crate::sql::{quoted, MIGRATIONS};
+use crate::sql::{quoted, DUPLICATE_COLUMN, MIGRATIONS};
 
 const WHAT: &str = "migrating the sessions table";
 
@@ -94,7 +95,16 @@ async fn locked(conn: &mut MySqlConnection, lock: &str, table: &str) -> Result<(
         .map(|m| (m.version, m.description, (m.sql)(table)))
         .collect();
     for (version, description, sql) in steps {
-        conn.execute(AssertSqlSafe(sql)).await.map_err(err)?;
+        match conn.execute(AssertSqlSafe(sql)).await {
+            // Applied by a run that stopped before its ledger line: MySQL has no
+            // `ADD COLUMN IF NOT EXISTS` (MariaDB has), so the step's error says it is done.
+            Err(sqlx::Error::Database(e))
+                if e.try_downcast_ref::<MySqlDatabaseError>()
+                    .is_some_and(|e| e.number() == DUPLICATE_COLUMN) => {}
+            other => {
+                other.map_err(err)?;
+            }
+        }
         let insert = format!("INSERT INTO {ledger} (version, description) VALUES (?, ?)");
         sqlx::query(AssertSqlSafe(insert))
             .bind(version)

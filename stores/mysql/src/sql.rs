@@ -28,7 +28,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 pub struct Statements {
     /// Inserts a session, failing on a taken key (reported as a collision, nothing
     /// overwritten): key, user, created, last seen, idle deadline, absolute deadline,
-    /// persistent, data.
+    /// persistent, data, the session's own idle timeout in milliseconds or null.
     pub create: String,
     /// The live session under a key: key, now.
     pub load: String,
@@ -38,7 +38,8 @@ pub struct Statements {
     pub lock: String,
     /// Writes a session read with [`lock`](Self::lock) back, changed, under a key (the same
     /// one, or a new one for a rotation, which a taken key refuses with a duplicate-key
-    /// error): new key, data, last seen, idle deadline, persistent, user, key.
+    /// error): new key, data, last seen, idle deadline, persistent, user, absolute deadline,
+    /// the session's own idle timeout in milliseconds or null, key.
     pub write: String,
     /// Removes a session: key.
     pub delete: String,
@@ -61,7 +62,7 @@ pub(crate) fn quoted(table: &str) -> String {
 }
 
 const META_COLUMNS: &str =
-    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id";
+    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id, idle_timeout_ms";
 
 /// The data as UTF-8 text: MariaDB's `JSON` is text already, MySQL's a binary format that
 /// the server turns back into text here.
@@ -73,8 +74,8 @@ impl Statements {
         Self {
             create: format!(
                 "INSERT INTO {t} (`key`, user_id, created, last_seen, idle_deadline, \
-                 absolute_deadline, persistent, data, format) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)"
+                 absolute_deadline, persistent, data, format, idle_timeout_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)"
             ),
             load: format!(
                 "SELECT {META_COLUMNS}, {DATA_AS_TEXT}, format FROM {t} \
@@ -90,7 +91,8 @@ impl Statements {
             ),
             write: format!(
                 "UPDATE {t} SET `key` = ?, data = ?, last_seen = ?, idle_deadline = ?, \
-                 persistent = ?, user_id = ? WHERE `key` = ?"
+                 persistent = ?, user_id = ?, absolute_deadline = ?, idle_timeout_ms = ? \
+                 WHERE `key` = ?"
             ),
             delete: format!("DELETE FROM {t} WHERE `key` = ?"),
             delete_owned: format!(
@@ -163,11 +165,35 @@ pub(crate) const DATA_FORMAT: i16 = 1;
 /// The longest user ID the `user_id` column holds, in bytes of UTF-8.
 pub(crate) const MAX_USER_BYTES: usize = 1020;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create the sessions table and its expiry and per-user indexes",
-    sql: create_table,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create the sessions table and its expiry and per-user indexes",
+        sql: create_table,
+    },
+    Migration {
+        version: 2,
+        description: "add the idle timeout a session may have of its own",
+        sql: add_idle_timeout,
+    },
+];
+
+/// Existing rows get none: the layer's idle timeout keeps applying to them. A process of
+/// the previous version neither reads nor writes the column, so it keeps serving during a
+/// rolling upgrade (its writes leave the column as it is). Run again after the process
+/// stopped before its ledger line, it fails with a duplicate column, which the migration
+/// takes for done ([`DUPLICATE_COLUMN`]).
+fn add_idle_timeout(table: &str) -> String {
+    let t = quoted(table);
+    format!(
+        "ALTER TABLE {t} ADD COLUMN idle_timeout_ms BIGINT NULL \
+         COMMENT 'The idle timeout the session has of its own, in milliseconds; null: the layer''s' \
+         CHECK (idle_timeout_ms >= 0)"
+    )
+}
+
+/// MySQL's and MariaDB's error number for a column added twice (`ER_DUP_FIELDNAME`).
+pub(crate) const DUPLICATE_COLUMN: u16 = 1060;
 
 fn create_table(table: &str) -> String {
     let t = quoted(table);

@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::builder::MySqlStoreBuilder;
-use crate::columns::{decode_key, decode_meta, decode_record, encode_data, user_bytes, utc};
+use crate::columns::{
+    decode_key, decode_meta, decode_record, encode_data, idle_timeout_ms, user_bytes, utc,
+};
 use crate::error::{from_sqlx, is_deadlock, is_duplicate_key, no_connection, timeout};
 use crate::sql::{Prepared, Statements};
 
@@ -286,6 +288,8 @@ impl MySqlStore {
                 .bind(utc(meta.idle_deadline))
                 .bind(meta.persistent)
                 .bind(user)
+                .bind(utc(meta.absolute_deadline))
+                .bind(idle_timeout_ms(meta))
                 .bind(&key.as_bytes()[..])
                 .execute(&mut *tx)
                 .await;
@@ -341,7 +345,8 @@ impl SessionStore for MySqlStore {
                 .bind(utc(meta.idle_deadline))
                 .bind(utc(meta.absolute_deadline))
                 .bind(meta.persistent)
-                .bind(data);
+                .bind(data)
+                .bind(idle_timeout_ms(meta));
             match tokio::time::timeout_at(deadline, query.execute(&mut *conn)).await {
                 Err(_) => Err(timeout(WHAT)),
                 Ok(Ok(_)) => Ok(true),

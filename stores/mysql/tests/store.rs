@@ -68,6 +68,127 @@ async fn count_present(store: &MySqlStore, table: &str, keys: &[StorageKey]) -> 
     n
 }
 
+/// The schema of the first release, as its migration left it, for the table `{t}`: what
+/// an upgrade starts from. One statement each, as MySQL runs them.
+fn schema_1(t: &str) -> [String; 3] {
+    [
+        format!(
+            "CREATE TABLE `{t}_migrations` (version BIGINT NOT NULL PRIMARY KEY, \
+             description VARCHAR(255) NOT NULL, \
+             applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) \
+             ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"
+        ),
+        format!(
+            "INSERT INTO `{t}_migrations` (version, description) \
+             VALUES (1, 'create the sessions table and its expiry and per-user indexes')"
+        ),
+        format!(
+            r#"
+CREATE TABLE `{t}` (
+    `key`             BINARY(32)     NOT NULL,
+    user_id           VARBINARY(1020) NULL,
+    created           DATETIME(3)    NOT NULL,
+    last_seen         DATETIME(3)    NOT NULL,
+    idle_deadline     DATETIME(3)    NOT NULL,
+    absolute_deadline DATETIME(3)    NOT NULL,
+    expires           DATETIME(3)    AS (LEAST(idle_deadline, absolute_deadline)) STORED,
+    persistent        BOOLEAN        NOT NULL DEFAULT FALSE,
+    data              JSON           NOT NULL,
+    format            SMALLINT       NOT NULL DEFAULT 1,
+    PRIMARY KEY (`key`),
+    KEY `{t}_expires_idx` (expires),
+    KEY `{t}_user_id_idx` (user_id),
+    CONSTRAINT `{t}_data_chk` CHECK (JSON_TYPE(data) = 'OBJECT')
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
+"#
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_timeout() {
+    // The server's reachability (and CI's rule) is checked the usual way first.
+    if common::store().await.is_none() {
+        return;
+    }
+    let name = common::own_table_name("up");
+    let (now, k) = (now(), key());
+    let mut conn = connection().await;
+    for statement in schema_1(&name) {
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&mut conn)
+            .await
+            .expect("the first schema");
+    }
+    let utc = |t: OffsetDateTime| time::PrimitiveDateTime::new(t.date(), t.time());
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO `{name}` (`key`, user_id, created, last_seen, idle_deadline, \
+         absolute_deadline, persistent, data) VALUES (?, 'alice', ?, ?, ?, ?, TRUE, ?)"
+    )))
+    .bind(&k.as_bytes()[..])
+    .bind(utc(now))
+    .bind(utc(now))
+    .bind(utc(now + time::Duration::hours(1)))
+    .bind(utc(now + time::Duration::hours(2)))
+    .bind(r#"{"cart":["apple"]}"#)
+    .execute(&mut conn)
+    .await
+    .expect("a session of the first schema");
+
+    let builder = MySqlStore::builder().with_table(&name).expect("valid name");
+    let store = common::store_with(builder)
+        .await
+        .expect("the server answered");
+    let loaded = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("the live session survived the upgrade");
+    assert_eq!(loaded.data()["cart"], json!(["apple"]));
+    assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
+    assert!(loaded.meta.persistent);
+    assert_eq!(loaded.meta.idle_timeout, None);
+    assert_eq!(
+        loaded.meta.absolute_deadline,
+        now + time::Duration::hours(2)
+    );
+    let mut change = Change::default();
+    change.idle_timeout = Some(Some(time::Duration::minutes(5)));
+    store
+        .update(&k, &change, now)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
+    assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
+    assert_eq!(meta.idle_deadline, now + time::Duration::minutes(5));
+
+    // A run that added the column but stopped before its ledger line: the next run takes
+    // the step for done.
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM `{name}_migrations` WHERE version = 2"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("forget the second step");
+    store
+        .migrate()
+        .await
+        .expect("migrate again over the added column");
+    let versions: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT version FROM `{name}_migrations` ORDER BY version"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .expect("the ledger");
+    assert_eq!(versions, vec![1, 2]);
+}
+
 #[tokio::test]
 async fn migrations_build_a_readable_table_once_even_when_instances_race() {
     let Some((store, name)) = own_table(MySqlStore::builder()).await else {
@@ -95,7 +216,7 @@ async fn migrations_build_a_readable_table_once_even_when_instances_race() {
     .fetch_all(store.pool())
     .await
     .expect("the ledger");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) \
@@ -129,6 +250,7 @@ async fn migrations_build_a_readable_table_once_even_when_instances_race() {
             &("expires", "datetime(3)"),
             &("persistent", "tinyint(1)"),
             &("format", "smallint(6)"),
+            &("idle_timeout_ms", "bigint(20)"),
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar(

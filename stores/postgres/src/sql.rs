@@ -24,7 +24,8 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 #[non_exhaustive]
 pub struct Statements {
     /// Inserts a session unless its key is taken: `$1` key, `$2` user, `$3` created,
-    /// `$4` last seen, `$5` idle deadline, `$6` absolute deadline, `$7` persistent, `$8` data.
+    /// `$4` last seen, `$5` idle deadline, `$6` absolute deadline, `$7` persistent, `$8` data,
+    /// `$9` the session's own idle timeout in milliseconds or null.
     pub create: String,
     /// The live session under a key: `$1` key, `$2` now.
     pub load: String,
@@ -36,7 +37,8 @@ pub struct Statements {
     /// Writes a session read with [`lock`](Self::lock) back, changed, under the key `$7`
     /// (the same key, or a new one for a rotation, which a taken key refuses with a unique
     /// violation): `$1` key, `$2` data, `$3` last seen, `$4` idle deadline, `$5` persistent,
-    /// `$6` user.
+    /// `$6` user, `$8` absolute deadline, `$9` the session's own idle timeout in milliseconds
+    /// or null.
     pub write: String,
     /// Removes a session: `$1` key.
     pub delete: String,
@@ -58,7 +60,7 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
 }
 
 const META_COLUMNS: &str =
-    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id";
+    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id, idle_timeout_ms";
 
 impl Statements {
     pub(crate) fn new(schema: &str, table: &str) -> Self {
@@ -66,8 +68,8 @@ impl Statements {
         Self {
             create: format!(
                 "INSERT INTO {t} (key, user_id, created, last_seen, idle_deadline, \
-                 absolute_deadline, persistent, data, format) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) ON CONFLICT (key) DO NOTHING"
+                 absolute_deadline, persistent, data, format, idle_timeout_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9) ON CONFLICT (key) DO NOTHING"
             ),
             load: format!(
                 "SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = $1 AND expires > $2"
@@ -79,7 +81,8 @@ impl Statements {
             lock: format!("SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = $1 FOR UPDATE"),
             write: format!(
                 "UPDATE {t} SET key = $7, data = $2, last_seen = $3, idle_deadline = $4, \
-                 persistent = $5, user_id = $6 WHERE key = $1"
+                 persistent = $5, user_id = $6, absolute_deadline = $8, idle_timeout_ms = $9 \
+                 WHERE key = $1"
             ),
             delete: format!("DELETE FROM {t} WHERE key = $1"),
             delete_owned: format!(
@@ -151,11 +154,32 @@ pub(crate) struct Migration {
 /// The data format the `format` column names: 1 is a JSON object of the session's keys.
 pub(crate) const DATA_FORMAT: i16 = 1;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create the sessions table and its expiry and per-user indexes",
-    sql: create_table,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create the sessions table and its expiry and per-user indexes",
+        sql: create_table,
+    },
+    Migration {
+        version: 2,
+        description: "add the idle timeout a session may have of its own",
+        sql: add_idle_timeout,
+    },
+];
+
+/// Existing rows get none: the layer's idle timeout keeps applying to them. A process of
+/// the previous version neither reads nor writes the column, so it keeps serving during a
+/// rolling upgrade (its writes leave the column as it is).
+fn add_idle_timeout(schema: &str, table: &str) -> String {
+    let t = qualified(schema, table);
+    format!(
+        r#"
+ALTER TABLE {t} ADD COLUMN IF NOT EXISTS idle_timeout_ms BIGINT CHECK (idle_timeout_ms >= 0);
+COMMENT ON COLUMN {t}.idle_timeout_ms IS
+    'The idle timeout the session has of its own, in milliseconds; null: the layer''s.';
+"#
+    )
+}
 
 fn create_table(schema: &str, table: &str) -> String {
     let t = qualified(schema, table);

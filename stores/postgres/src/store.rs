@@ -221,7 +221,16 @@ fn decode_meta(row: &PgRow) -> Result<Metadata, sqlx::Error> {
         absolute_deadline: row.try_get("absolute_deadline")?,
         persistent: row.try_get("persistent")?,
         user: row.try_get("user_id")?,
+        idle_timeout: row
+            .try_get::<Option<i64>, _>("idle_timeout_ms")?
+            .map(time::Duration::milliseconds),
     })
+}
+
+/// A session's own idle timeout as the `idle_timeout_ms` column holds it.
+fn idle_timeout_ms(meta: &Metadata) -> Option<i64> {
+    meta.idle_timeout
+        .map(|d| i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX))
 }
 
 /// Decodes a row of [`Statements::load`] or [`Statements::lock`].
@@ -308,7 +317,9 @@ impl PostgresStore {
                 .bind(meta.idle_deadline)
                 .bind(meta.persistent)
                 .bind(meta.user.as_deref())
-                .bind(&to.as_bytes()[..]);
+                .bind(&to.as_bytes()[..])
+                .bind(meta.absolute_deadline)
+                .bind(idle_timeout_ms(meta));
             match tokio::time::timeout_at(deadline, query.execute(&mut *tx)).await {
                 Err(_) => return Err(timeout(what)),
                 Ok(Err(sqlx::Error::Database(e))) if e.is_unique_violation() => {
@@ -342,7 +353,8 @@ impl SessionStore for PostgresStore {
                 .bind(meta.idle_deadline)
                 .bind(meta.absolute_deadline)
                 .bind(meta.persistent)
-                .bind(Json(record.data()));
+                .bind(Json(record.data()))
+                .bind(idle_timeout_ms(meta));
             let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
             Ok(done.rows_affected() == 1)
         })

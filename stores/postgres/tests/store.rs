@@ -66,6 +66,106 @@ async fn count_present(store: &PostgresStore, table: &str, keys: &[StorageKey]) 
     .expect("count")
 }
 
+/// The schema of the first release, as its migration left it, in `{t}` (qualified) with
+/// its ledger `{ledger}`: what an upgrade starts from.
+fn schema_1(t: &str, ledger: &str, name: &str) -> String {
+    format!(
+        r#"
+CREATE TABLE {ledger} (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+INSERT INTO {ledger} (version, description)
+    VALUES (1, 'create the sessions table and its expiry and per-user indexes');
+CREATE TABLE {t} (
+    key               BYTEA       PRIMARY KEY CHECK (octet_length(key) = 32),
+    user_id           TEXT,
+    created           TIMESTAMPTZ NOT NULL,
+    last_seen         TIMESTAMPTZ NOT NULL,
+    idle_deadline     TIMESTAMPTZ NOT NULL,
+    absolute_deadline TIMESTAMPTZ NOT NULL,
+    expires           TIMESTAMPTZ NOT NULL
+                      GENERATED ALWAYS AS (LEAST(idle_deadline, absolute_deadline)) STORED,
+    persistent        BOOLEAN     NOT NULL DEFAULT FALSE,
+    data              JSONB       NOT NULL DEFAULT '{{}}' CHECK (jsonb_typeof(data) = 'object'),
+    format            SMALLINT    NOT NULL DEFAULT 1
+);
+CREATE INDEX "{name}_expires_idx" ON {t} (expires);
+CREATE INDEX "{name}_user_id_idx" ON {t} (user_id) WHERE user_id IS NOT NULL;
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_timeout() {
+    // The server's reachability (and CI's rule) is checked the usual way first.
+    if common::store().await.is_none() {
+        return;
+    }
+    let name = format!("t_{}", common::random_suffix());
+    let schema = common::run_schema();
+    let t = format!("\"{schema}\".\"{name}\"");
+    let ledger = format!("\"{schema}\".\"{name}_migrations\"");
+    let (now, k) = (now(), key());
+    let mut conn = connection().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(schema_1(&t, &ledger, &name)))
+        .execute(&mut conn)
+        .await
+        .expect("the first schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {t} (key, user_id, created, last_seen, idle_deadline, absolute_deadline, \
+         persistent, data) VALUES ($1, 'alice', $2, $2, $3, $4, TRUE, $5)"
+    )))
+    .bind(&k.as_bytes()[..])
+    .bind(now)
+    .bind(now + time::Duration::hours(1))
+    .bind(now + time::Duration::hours(2))
+    .bind(sqlx::types::Json(json!({"cart": ["apple"]})))
+    .execute(&mut conn)
+    .await
+    .expect("a session of the first schema");
+
+    let builder = PostgresStore::builder()
+        .with_table(&name)
+        .expect("valid name");
+    let store = common::store_with(builder)
+        .await
+        .expect("the server answered");
+    let loaded = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("the live session survived the upgrade");
+    assert_eq!(loaded.data()["cart"], json!(["apple"]));
+    assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
+    assert!(loaded.meta.persistent);
+    assert_eq!(loaded.meta.idle_timeout, None);
+    assert_eq!(
+        loaded.meta.absolute_deadline,
+        now + time::Duration::hours(2)
+    );
+    let mut change = Change::default();
+    change.idle_timeout = Some(Some(time::Duration::minutes(5)));
+    store
+        .update(&k, &change, now)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, now)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
+    assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
+    assert_eq!(meta.idle_deadline, now + time::Duration::minutes(5));
+    let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {ledger} ORDER BY version"
+    )))
+    .fetch_all(store.pool())
+    .await
+    .expect("the ledger");
+    assert_eq!(versions, vec![1, 2]);
+}
+
 #[tokio::test]
 async fn migrations_build_a_readable_table_once_even_when_instances_race() {
     let Some((store, _, name)) = own_table(PostgresStore::builder()).await else {
@@ -83,7 +183,7 @@ async fn migrations_build_a_readable_table_once_even_when_instances_race() {
     .fetch_all(store.pool())
     .await
     .expect("the ledger");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT column_name::text, data_type::text FROM information_schema.columns \
@@ -111,6 +211,7 @@ async fn migrations_build_a_readable_table_once_even_when_instances_race() {
             ("persistent", "boolean"),
             ("data", "jsonb"),
             ("format", "smallint"),
+            ("idle_timeout_ms", "bigint"),
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar(

@@ -5,11 +5,13 @@
 //! | bytes | holds |
 //! | --- | --- |
 //! | 0 | format version, `2` |
-//! | 1–3 | header length in bytes, three digits (`080`); the owner starts there |
+//! | 1–3 | header length in bytes, three digits (`097`; `080` before the idle timeout field); the owner starts there |
 //! | 4–19, 20–35, 36–51, 52–67 | created, last seen, idle deadline, absolute deadline: Unix milliseconds, 16 digits each |
 //! | 68 | `1` for a persistent session, `0` otherwise |
 //! | 69 | `1` if the session has an owner, `0` otherwise |
 //! | 70–79 | the owner's length in bytes, 10 digits |
+//! | 80 | `1` if the session has an idle timeout of its own, `0` otherwise |
+//! | 81–96 | that idle timeout in milliseconds, 16 digits (zeros without one) |
 //! | header length … | the owner (UTF-8), then one entry per data key: `<key length>:<key><value length>:<value's JSON text>` |
 //!
 //! The header length lets a later minor version append header fields that older readers
@@ -27,7 +29,10 @@ use time::OffsetDateTime;
 /// The format version this crate writes and reads.
 pub(crate) const VERSION: u8 = b'2';
 /// The length of the header this crate writes.
-pub(crate) const HEADER: usize = 80;
+pub(crate) const HEADER: usize = 97;
+/// The shortest header a format-2 value has: the first release wrote no idle timeout of a
+/// session's own (bytes 80–96), and such a value reads as a session without one.
+const SHORTEST_HEADER: usize = 80;
 /// The first byte of a rotation's forwarding note.
 pub(crate) const NOTE: u8 = b'N';
 /// The first byte of a revocation's marker.
@@ -104,6 +109,13 @@ pub(crate) fn encode(record: &Record) -> Vec<u8> {
     out.push(if meta.persistent { b'1' } else { b'0' });
     out.push(if meta.user.is_some() { b'1' } else { b'0' });
     let _ = write!(out, "{:010}", owner.len());
+    match meta.idle_timeout {
+        Some(idle) => {
+            let ms = i64::try_from(idle.whole_milliseconds()).unwrap_or(i64::MAX);
+            let _ = write!(out, "1{:016}", ms.clamp(0, LUA_MAX_EXACT));
+        }
+        None => out.extend_from_slice(b"00000000000000000"),
+    }
     out.extend_from_slice(owner.as_bytes());
     for (key, value) in record.data() {
         push_entry(&mut out, key.as_bytes(), &json(value));
@@ -116,12 +128,12 @@ pub(crate) fn decode_meta(value: &[u8]) -> Result<(Metadata, usize), Malformed> 
     if value.first() != Some(&VERSION) {
         return Err(Malformed("unknown record format version"));
     }
-    if value.len() < HEADER {
+    if value.len() < SHORTEST_HEADER {
         return Err(Malformed("the header is cut short"));
     }
     let header = usize::try_from(digits(&value[1..4])?)
         .map_err(|_| Malformed("the header length is damaged"))?;
-    if header < HEADER || header > value.len() {
+    if header < SHORTEST_HEADER || header > value.len() {
         return Err(Malformed("the header length is damaged"));
     }
     let time = |at: usize| digits(&value[at..at + 16]).and_then(from_millis);
@@ -151,6 +163,16 @@ pub(crate) fn decode_meta(value: &[u8]) -> Result<(Metadata, usize), Malformed> 
     } else {
         return Err(Malformed("an owner without the owner flag"));
     };
+    let idle_timeout = if header < HEADER {
+        None
+    } else {
+        let ms = digits(&value[81..97])?;
+        match value[80] {
+            b'1' => Some(time::Duration::milliseconds(ms)),
+            b'0' => None,
+            _ => return Err(Malformed("the idle timeout flag is damaged")),
+        }
+    };
     let meta = Metadata {
         created: time(4)?,
         last_seen: time(20)?,
@@ -158,6 +180,7 @@ pub(crate) fn decode_meta(value: &[u8]) -> Result<(Metadata, usize), Malformed> 
         absolute_deadline: time(52)?,
         persistent,
         user,
+        idle_timeout,
     };
     Ok((meta, data_at))
 }
@@ -287,13 +310,35 @@ mod tests {
     }
 
     #[test]
+    fn an_own_idle_timeout_round_trips_and_the_first_header_reads_as_none() {
+        let mut record = record();
+        record.meta.user = Some("carol".into());
+        record.meta.idle_timeout = Some(Duration::minutes(5));
+        record.data_mut().insert("k".into(), json!(1));
+        let v = encode(&record);
+        match decode(Some(&v)).unwrap() {
+            Stored::Record(back) => assert_eq!(back, record),
+            other => panic!("decoded as {other:?}"),
+        }
+        // The 80-byte header the first release of this format wrote: no idle timeout.
+        let mut first = v.clone();
+        first.drain(80..HEADER);
+        first[1..4].copy_from_slice(b"080");
+        record.meta.idle_timeout = None;
+        match decode(Some(&first)).unwrap() {
+            Stored::Record(back) => assert_eq!(back, record),
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_longer_header_of_a_later_minor_version_is_skipped() {
         let mut record = record();
         record.meta.user = Some("bob".into());
         record.data_mut().insert("k".into(), json!([1]));
         let mut v = encode(&record);
         v.splice(HEADER..HEADER, *b"extra");
-        v[1..4].copy_from_slice(b"085");
+        v[1..4].copy_from_slice(format!("{:03}", HEADER + 5).as_bytes());
         match decode(Some(&v)).unwrap() {
             Stored::Record(back) => assert_eq!(back, record),
             other => panic!("decoded as {other:?}"),

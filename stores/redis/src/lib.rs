@@ -59,7 +59,8 @@
 //! The prefix defaults to `session:`. A session is one string: a fixed-width header (the
 //! format version, `2`; the header's length; the creation time, the last activity and the
 //! idle and absolute deadlines in Unix milliseconds; the persistence flag; whether there
-//! is an owner and its length), the owner's name, then one entry per data key,
+//! is an owner and its length; the session's own idle timeout, if it has one), the
+//! owner's name, then one entry per data key,
 //! `<key length>:<key><value length>:<value's JSON text>`. Reading a session is one `GET`
 //! and one pass over that string. A later minor format may append header fields, which
 //! this version skips; a change it must not ignore gets a new version byte. A record of
@@ -76,6 +77,12 @@
 //! nothing. A write whose result would live zero milliseconds or less deletes the key
 //! instead. A record Redis has not removed yet (TTL lag, clock skew) but whose deadline
 //! has passed at the layer's `now` is still treated as absent by every operation.
+//!
+//! A write that gives a session of a user its own end time
+//! ([`Session::set_expires_at`](session_layer::Session::set_expires_at)) moves its absolute
+//! deadline, so it also sets the session's score in the user's index, in one more call
+//! after the script: the entry lasts exactly as long as the session. If that call fails,
+//! the session is deleted and the write fails, as a rotation that cannot index does.
 //!
 //! # Atomicity and round trips
 //!

@@ -23,7 +23,10 @@ use redis::Script;
 /// rotation), 9 and 10 how many keys are removed and set, 11 and 12 the limits (keys,
 /// bytes), 13 and 14 the idle deadlines a touch at `now` sets for a browser-only and a
 /// persistent session, 15 the touch step, 16 how long a rotation's note lives, 17 `1` in
-/// cluster mode; then the removed keys, then key, JSON text pairs.
+/// cluster mode, 18 the session's own idle timeout op (`''` keep, `0` clear, `1` set) and
+/// 19 the timeout (milliseconds), 20 the end time op (`''` keep, `0` back to the lifetime,
+/// `1` set) and 21 the end time, 22 the lifetime and 23 the longest lifetime (milliseconds);
+/// then the removed keys, then key, JSON text pairs.
 const PRELUDE: &str = r"
 local function t16(n) return string.format('%016d', n) end
 
@@ -35,7 +38,14 @@ local function parse(v)
   local ol = tonumber(string.sub(v, 71, 80))
   local idle, abs = tonumber(string.sub(v, 37, 52)), tonumber(string.sub(v, 53, 68))
   if not ol or not idle or not abs or hl + ol > #v then return nil end
+  -- The session's own idle timeout: a header of 97 bytes or more has the field.
+  local it = nil
+  if hl >= 97 and string.sub(v, 81, 81) == '1' then
+    it = tonumber(string.sub(v, 82, 97))
+    if not it then return nil end
+  end
   return {v = v, hl = hl, idle = idle, abs = abs, abs_s = string.sub(v, 53, 68),
+    created = tonumber(string.sub(v, 5, 20)), it = it,
     pers = string.sub(v, 69, 69), owned = string.sub(v, 70, 70) == '1',
     owner = string.sub(v, hl + 1, hl + ol), data = hl + ol + 1}
 end
@@ -63,13 +73,21 @@ local function entries(r)
   return keys, vals
 end
 
--- The idle deadline a due touch sets, or nil if none is due: now plus the idle timeout of
--- the persistence flag `pers` (given as deadlines), capped at the absolute deadline, must
--- lie more than `step` after the stored one.
-local function due(idle, abs, pers, browser, persistent, step)
+-- The idle deadline activity at `now` gives a session: now plus its own idle timeout `it`
+-- if it has one, else that of its persistence flag `pers` (given as deadlines), capped at
+-- the absolute deadline (TouchRule::idle_deadline).
+local function idle_at(abs, pers, it, now, browser, persistent)
   local n = tonumber(browser)
   if pers == '1' then n = tonumber(persistent) end
+  if it then n = now + it end
   if n > abs then n = abs end
+  return n
+end
+
+-- The idle deadline a due touch sets, or nil if none is due: the one activity at `now`
+-- gives must lie more than `step` after the stored one (TouchRule::due).
+local function due(idle, abs, pers, it, now, browser, persistent, step)
+  local n = idle_at(abs, pers, it, now, browser, persistent)
   if n - idle > tonumber(step) then return n end
   return nil
 end
@@ -97,7 +115,7 @@ end
 -- {'L', keys, bytes} if the limits refuse it; or nil if the data's layout is damaged (the
 -- JSON texts themselves are the reader's to check).
 local function apply(r, now)
-  local nrem, nset, o = tonumber(ARGV[9]), tonumber(ARGV[10]), 18
+  local nrem, nset, o = tonumber(ARGV[9]), tonumber(ARGV[10]), 24
   local data = string.sub(r.v, r.data)
   local keys, vals = entries(r)
   if not keys then return nil end
@@ -131,17 +149,36 @@ local function apply(r, now)
   elseif ARGV[6] == '0' then
     owned, owner = false, ''
   end
+  -- Metadata in the order of WriteRules::apply_meta: the change's own fields (its touch
+  -- capped at the stored absolute deadline), the end time, then the idle restart (when the
+  -- persistence or the idle timeout changes) or a due touch, unless the change touched.
+  local it = r.it
+  if ARGV[18] == '1' then it = tonumber(ARGV[19]) elseif ARGV[18] == '0' then it = nil end
   local seen, idle = string.sub(r.v, 21, 36), r.idle
   if ARGV[3] ~= '' then
     seen, idle = t16(tonumber(ARGV[3])), math.min(tonumber(ARGV[4]), r.abs)
+  end
+  local abs = r.abs
+  if ARGV[20] == '1' then
+    abs = math.max(math.min(tonumber(ARGV[21]), r.created + tonumber(ARGV[23])), r.created)
+  elseif ARGV[20] == '0' then
+    abs = r.created + tonumber(ARGV[22])
+  end
+  if idle > abs then idle = abs end
+  if ARGV[3] ~= '' then
+  elseif ARGV[5] ~= '' or ARGV[18] ~= '' then
+    seen, idle = t16(now), idle_at(abs, pers, it, now, ARGV[13], ARGV[14])
   else
-    local n = due(r.idle, r.abs, pers, ARGV[13], ARGV[14], ARGV[15])
+    local n = due(idle, abs, pers, it, now, ARGV[13], ARGV[14], ARGV[15])
     if n then seen, idle = t16(now), n end
   end
-  local head = string.sub(r.v, 1, 20) .. seen .. t16(idle) .. r.abs_s .. pers
-    .. (owned and '1' or '0') .. string.format('%010d', #owner) .. string.sub(r.v, 81, r.hl)
-    .. owner
-  return head .. data, #head, math.min(idle, r.abs)
+  local hl = math.max(r.hl, 97)
+  local own = '0' .. t16(0)
+  if it then own = '1' .. t16(it) end
+  local head = '2' .. string.format('%03d', hl) .. string.sub(r.v, 5, 20) .. seen
+    .. t16(idle) .. t16(abs) .. pers .. (owned and '1' or '0')
+    .. string.format('%010d', #owner) .. own .. string.sub(r.v, 98, r.hl) .. owner
+  return head .. data, #head, math.min(idle, abs), t16(abs)
 end
 
 -- What a rotation leaves under the old key `k` of record r: a note naming the new member
@@ -174,10 +211,10 @@ const WRITE: &str = r"
 local k, now = KEYS[1], tonumber(ARGV[1])
 local r = read(k)
 if not r or not (now < r.idle and now < r.abs) then return false end
-local value, head, expires = apply(r, now)
+local value, head, expires, abs_s = apply(r, now)
 if not value then return head end
 store(k, value, expires, now)
-if KEYS[2] then index_add(KEYS[2], ARGV[8], r.abs_s, ARGV[1]) end
+if KEYS[2] then index_add(KEYS[2], ARGV[8], abs_s, ARGV[1]) end
 return string.sub(value, 1, head)
 ";
 
@@ -194,7 +231,7 @@ local r = parse(v)
 if not r then return v end
 local now = tonumber(ARGV[1])
 if now < r.idle and now < r.abs then
-  local n = due(r.idle, r.abs, r.pers, ARGV[2], ARGV[3], ARGV[4])
+  local n = due(r.idle, r.abs, r.pers, r.it, now, ARGV[2], ARGV[3], ARGV[4])
   if n then
     local moved = t16(now) .. t16(n)
     redis.call('SETRANGE', k, 20, moved)
@@ -214,11 +251,11 @@ local k, nk, now = KEYS[1], KEYS[2], tonumber(ARGV[1])
 local r = read(k)
 if not r or not (now < r.idle and now < r.abs) then return false end
 if redis.call('EXISTS', nk) == 1 then return 'C' end
-local value, head, expires = apply(r, now)
+local value, head, expires, abs_s = apply(r, now)
 if not value then return head end
 store(nk, value, expires, now)
 leave(k, r)
-if KEYS[3] then index_add(KEYS[3], ARGV[8], r.abs_s, ARGV[1]) end
+if KEYS[3] then index_add(KEYS[3], ARGV[8], abs_s, ARGV[1]) end
 return string.sub(value, 1, head)
 ";
 

@@ -417,8 +417,8 @@ impl SessionStore for RedisStore {
             if let Some(Some(user)) = &change.user {
                 if self.inner.cluster {
                     // Index first, so a session never has a user it is not indexed under.
-                    // The absolute deadline a key holds never changes, so reading it first
-                    // is safe.
+                    // The absolute deadline a key holds changes only with a new end time,
+                    // which indexes the session again after the write.
                     let value = self.get_value(key).await?;
                     let Some(Ok((meta, _))) = value.as_deref().map(codec::decode_meta) else {
                         return Ok(Applied::Gone);
@@ -441,7 +441,19 @@ impl SessionStore for RedisStore {
             );
             let answer: Value = self.invoke("write", &invocation).await?;
             Ok(match written(answer)? {
-                Ok(meta) => Applied::Done(meta),
+                Ok(meta) => {
+                    if let (Some(_), Some(user)) = (change.expires_at, &meta.user) {
+                        // A new end time moves the absolute deadline, which scores the
+                        // owner's index entry: the entry must last as long as the session.
+                        if let Err(error) = self.index_add(user, &member, &meta, millis(now)).await
+                        {
+                            // Not indexed for its new life: fail closed, as a rotation does.
+                            self.best_effort_delete(key).await;
+                            return Err(error);
+                        }
+                    }
+                    Applied::Done(meta)
+                }
                 Err(other) => other,
             })
         })
@@ -573,6 +585,23 @@ fn change_args(
         .arg(whole_millis(rules.touch.step))
         .arg(NOTE_MS)
         .arg(if cluster { "1" } else { "0" });
+    let (idle_op, idle) = match change.idle_timeout {
+        None => ("", 0),
+        Some(None) => ("0", 0),
+        Some(Some(idle)) => ("1", whole_millis(idle)),
+    };
+    let (end_op, end) = match change.expires_at {
+        None => ("", 0),
+        Some(None) => ("0", 0),
+        Some(Some(at)) => ("1", millis(at)),
+    };
+    invocation
+        .arg(idle_op)
+        .arg(idle)
+        .arg(end_op)
+        .arg(end)
+        .arg(whole_millis(rules.lifetime))
+        .arg(whole_millis(rules.max_lifetime));
     for key in &change.remove {
         invocation.arg(key.as_str());
     }

@@ -357,3 +357,49 @@ async fn sign_out_everywhere_else_spares_the_session_its_own_rotation_moved() {
     );
     assert!(store.load(&other, None, t).await.unwrap().is_none());
 }
+
+/// A session written with the first header of the string format (80 bytes, no idle
+/// timeout of its own), as the previous release left it, stays live after the upgrade and
+/// takes an idle timeout, which rewrites it with the longer header.
+#[tokio::test]
+async fn a_session_of_the_first_header_is_read_and_takes_an_idle_timeout() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = server.store().await;
+    let mut redis = server.inspector().await;
+    let (t, k) = (now(), key());
+    let ms = |d: Duration| (t + d).unix_timestamp_nanos() / 1_000_000;
+    let value = format!(
+        "2080{:016}{:016}{:016}{:016}11{:010}alice4:cart9:[\"apple\"]",
+        ms(Duration::ZERO),
+        ms(Duration::ZERO),
+        ms(Duration::hours(1)),
+        ms(Duration::hours(2)),
+        5
+    );
+    let name = store.redis_key(&k);
+    let _: () = redis.set_ex(&name, &value, 3600).await.unwrap();
+
+    let loaded = store.load(&k, None, t).await.unwrap().expect("live");
+    assert_eq!(loaded.data()["cart"], json!(["apple"]));
+    assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
+    assert!(loaded.meta.persistent);
+    assert_eq!(loaded.meta.idle_timeout, None);
+    assert_eq!(loaded.meta.absolute_deadline, t + Duration::hours(2));
+
+    let mut change = Change::default();
+    change.idle_timeout = Some(Some(Duration::minutes(5)));
+    let meta = store.update(&k, &change, t).await.unwrap().expect("live");
+    assert_eq!(meta.idle_timeout, Some(Duration::minutes(5)));
+    assert_eq!(meta.idle_deadline, t + Duration::minutes(5));
+    let reloaded = store.load(&k, None, t).await.unwrap().expect("live");
+    assert_eq!(reloaded.meta, meta);
+    assert_eq!(reloaded.data(), loaded.data());
+    let raw: String = redis.get(&name).await.unwrap();
+    assert!(
+        raw.starts_with("2097"),
+        "the header was not rewritten: {}",
+        &raw[..4]
+    );
+}

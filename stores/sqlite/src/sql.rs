@@ -24,16 +24,18 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 #[non_exhaustive]
 pub struct Statements {
     /// Inserts a session unless its key is taken: `?1` key, `?2` user, `?3` created,
-    /// `?4` last seen, `?5` idle deadline, `?6` absolute deadline, `?7` persistent, `?8` data.
+    /// `?4` last seen, `?5` idle deadline, `?6` absolute deadline, `?7` persistent, `?8` data,
+    /// `?9` the session's own idle timeout in milliseconds or null.
     pub create: String,
     /// The live session under a key: `?1` key, `?2` now.
     pub load: String,
     /// Applies a change to a live session: `?1` key, `?2` now, `?3` the new data or null
     /// to keep it, `?4` last seen, `?5` idle deadline, `?6` persistent, `?7` whether the
-    /// user changes, `?8` user. When the data changes, the store runs it inside
+    /// user changes, `?8` user, `?9` absolute deadline, `?10` the session's own idle timeout
+    /// in milliseconds or null. When the data changes, the store runs it inside
     /// `BEGIN IMMEDIATE` after reading the row, so the read and the write see one version.
     pub update: String,
-    /// [`update`](Self::update) that also moves the session to the key `?9`.
+    /// [`update`](Self::update) that also moves the session to the key `?11`.
     pub rotate: String,
     /// Moves the idle deadline of a live session: `?1` key, `?2` seen (also "now"),
     /// `?3` idle deadline.
@@ -53,7 +55,7 @@ pub struct Statements {
 }
 
 pub(crate) const META_COLUMNS: &str =
-    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id";
+    "created, last_seen, idle_deadline, absolute_deadline, persistent, user_id, idle_timeout_ms";
 
 impl Statements {
     pub(crate) fn new(table: &str) -> Self {
@@ -61,14 +63,16 @@ impl Statements {
         let set_clause = "data = coalesce(?3, data), \
              last_seen = coalesce(?4, last_seen), \
              idle_deadline = CASE WHEN ?5 IS NULL THEN idle_deadline \
-                 ELSE min(?5, absolute_deadline) END, \
+                 ELSE min(?5, coalesce(?9, absolute_deadline)) END, \
              persistent = coalesce(?6, persistent), \
-             user_id = CASE WHEN ?7 THEN ?8 ELSE user_id END";
+             user_id = CASE WHEN ?7 THEN ?8 ELSE user_id END, \
+             absolute_deadline = coalesce(?9, absolute_deadline), \
+             idle_timeout_ms = ?10";
         Self {
             create: format!(
                 "INSERT INTO {t} (key, user_id, created, last_seen, idle_deadline, \
-                 absolute_deadline, persistent, data, format) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1) ON CONFLICT (key) DO NOTHING"
+                 absolute_deadline, persistent, data, format, idle_timeout_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9) ON CONFLICT (key) DO NOTHING"
             ),
             load: format!(
                 "SELECT {META_COLUMNS}, data, format FROM {t} WHERE key = ?1 AND expires > ?2"
@@ -77,10 +81,10 @@ impl Statements {
                 "UPDATE {t} SET {set_clause} WHERE key = ?1 AND expires > ?2 \
                  RETURNING {META_COLUMNS}"
             ),
-            // A taken `?9` fails the statement with a primary key violation, which the
+            // A taken `?11` fails the statement with a primary key violation, which the
             // store reports as a collision; nothing changed then.
             rotate: format!(
-                "UPDATE {t} SET key = ?9, {set_clause} WHERE key = ?1 AND expires > ?2 \
+                "UPDATE {t} SET key = ?11, {set_clause} WHERE key = ?1 AND expires > ?2 \
                  RETURNING {META_COLUMNS}"
             ),
             touch: format!(
@@ -156,11 +160,30 @@ pub(crate) struct Migration {
 /// The data format the `format` column names: 1 is a JSON object of the session's keys.
 pub(crate) const DATA_FORMAT: i64 = 1;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create the sessions table and its expiry and per-user indexes",
-    sql: create_table,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create the sessions table and its expiry and per-user indexes",
+        sql: create_table,
+    },
+    Migration {
+        version: 2,
+        description: "add the idle timeout a session may have of its own",
+        sql: add_idle_timeout,
+    },
+];
+
+/// Existing rows get none: the layer's idle timeout keeps applying to them. A process of
+/// the previous version neither reads nor writes the column, so it keeps serving during a
+/// rolling upgrade.
+fn add_idle_timeout(table: &str) -> String {
+    format!(
+        r#"
+-- The idle timeout the session has of its own, in milliseconds; null: the layer's.
+ALTER TABLE "{table}" ADD COLUMN idle_timeout_ms INTEGER CHECK (idle_timeout_ms >= 0);
+"#
+    )
+}
 
 fn create_table(table: &str) -> String {
     format!(

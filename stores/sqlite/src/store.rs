@@ -226,7 +226,17 @@ fn decode_meta(row: &SqliteRow, what: &str) -> Result<Metadata, StoreError> {
         absolute_deadline: text("absolute_deadline")?,
         persistent: row.try_get("persistent").map_err(|e| from_sqlx(what, e))?,
         user: row.try_get("user_id").map_err(|e| from_sqlx(what, e))?,
+        idle_timeout: row
+            .try_get::<Option<i64>, _>("idle_timeout_ms")
+            .map_err(|e| from_sqlx(what, e))?
+            .map(time::Duration::milliseconds),
     })
+}
+
+/// A session's own idle timeout as the `idle_timeout_ms` column holds it.
+fn idle_timeout_ms(meta: &Metadata) -> Option<i64> {
+    meta.idle_timeout
+        .map(|d| i64::try_from(d.whole_milliseconds()).unwrap_or(i64::MAX))
 }
 
 fn decode_data(text: &str) -> Result<Map<String, Value>, StoreError> {
@@ -297,7 +307,7 @@ pub fn fuzz_columns(data: &[u8]) {
     }
 }
 
-/// The parameters `?3`..`?8` that [`Statements::update`] and [`Statements::rotate`] share,
+/// The parameters `?3`..`?10` that [`Statements::update`] and [`Statements::rotate`] share,
 /// as owned values (times as text): the whole record, as the store's rules left it.
 struct Bound {
     data: String,
@@ -305,6 +315,8 @@ struct Bound {
     idle: String,
     persistent: bool,
     user: Option<String>,
+    absolute: String,
+    idle_timeout_ms: Option<i64>,
 }
 
 impl Bound {
@@ -315,6 +327,8 @@ impl Bound {
             idle: to_text(record.meta.idle_deadline)?,
             persistent: record.meta.persistent,
             user: record.meta.user.clone(),
+            absolute: to_text(record.meta.absolute_deadline)?,
+            idle_timeout_ms: idle_timeout_ms(&record.meta),
         })
     }
 
@@ -326,6 +340,8 @@ impl Bound {
             .bind(self.persistent)
             .bind(true)
             .bind(self.user.as_deref())
+            .bind(&self.absolute)
+            .bind(self.idle_timeout_ms)
     }
 }
 
@@ -488,7 +504,8 @@ impl SessionStore for SqliteStore {
                 .bind(&times[2])
                 .bind(&times[3])
                 .bind(meta.persistent)
-                .bind(data);
+                .bind(data)
+                .bind(idle_timeout_ms(meta));
             let done = timed(deadline, WHAT, query.execute(&mut *conn)).await?;
             Ok(done.rows_affected() == 1)
         })

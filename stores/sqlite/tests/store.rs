@@ -77,7 +77,7 @@ async fn migrations_build_a_readable_strict_table_once_in_wal_mode() {
         .fetch_all(&mut conn)
         .await
         .expect("the ledger");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -106,6 +106,7 @@ async fn migrations_build_a_readable_strict_table_once_in_wal_mode() {
             ("persistent", "INTEGER"),
             ("data", "TEXT"),
             ("format", "INTEGER"),
+            ("idle_timeout_ms", "INTEGER"),
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar(
@@ -116,6 +117,100 @@ async fn migrations_build_a_readable_strict_table_once_in_wal_mode() {
     .await
     .expect("indexes");
     assert_eq!(indexes, ["sessions_expires_idx", "sessions_user_id_idx"]);
+}
+
+/// The schema of the first release, as its migration left it: what an upgrade starts from.
+const SCHEMA_1: &str = r#"
+CREATE TABLE "sessions_migrations" (version INTEGER PRIMARY KEY, description TEXT NOT NULL,
+    applied_at TEXT NOT NULL) STRICT;
+INSERT INTO "sessions_migrations" VALUES (1, 'create the sessions table and its expiry and per-user indexes', '2026-01-01 00:00:00.000');
+CREATE TABLE "sessions" (
+    key               BLOB    NOT NULL PRIMARY KEY CHECK (length(key) = 32),
+    user_id           TEXT,
+    created           TEXT    NOT NULL,
+    last_seen         TEXT    NOT NULL,
+    idle_deadline     TEXT    NOT NULL,
+    absolute_deadline TEXT    NOT NULL,
+    expires           TEXT    GENERATED ALWAYS AS (min(idle_deadline, absolute_deadline)) STORED,
+    persistent        INTEGER NOT NULL DEFAULT 0 CHECK (persistent IN (0, 1)),
+    data              TEXT    NOT NULL DEFAULT '{}' CHECK (json_type(data) = 'object'),
+    format            INTEGER NOT NULL DEFAULT 1
+) STRICT;
+CREATE INDEX "sessions_expires_idx" ON "sessions" (expires);
+CREATE INDEX "sessions_user_id_idx" ON "sessions" (user_id) WHERE user_id IS NOT NULL;
+"#;
+
+#[tokio::test]
+async fn an_upgrade_from_the_first_schema_keeps_live_sessions_and_adds_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("sessions.db");
+    let (t, k) = (now(), key());
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = SqliteConnection::connect_with(&options)
+            .await
+            .expect("a new file");
+        sqlx::raw_sql(SCHEMA_1)
+            .execute(&mut conn)
+            .await
+            .expect("the first schema");
+        let at = |d: time::Duration| {
+            let t = (t + d).to_offset(time::UtcOffset::UTC);
+            format!(
+                "{} {:02}:{:02}:{:02}.{:03}",
+                t.date(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        };
+        sqlx::query(
+            "INSERT INTO sessions (key, user_id, created, last_seen, idle_deadline, \
+             absolute_deadline, persistent, data) VALUES (?1, 'alice', ?2, ?2, ?3, ?4, 1, ?5)",
+        )
+        .bind(&k.as_bytes()[..])
+        .bind(at(time::Duration::ZERO))
+        .bind(at(time::Duration::hours(1)))
+        .bind(at(time::Duration::hours(2)))
+        .bind(r#"{"cart":["apple"]}"#)
+        .execute(&mut conn)
+        .await
+        .expect("a session of the first schema");
+    }
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .migrate()
+        .await
+        .expect("migrate from the first schema");
+
+    let loaded = store
+        .load(&k, None, t)
+        .await
+        .expect("load")
+        .expect("the live session survived the upgrade");
+    assert_eq!(loaded.data()["cart"], json!(["apple"]));
+    assert_eq!(loaded.meta.user.as_deref(), Some("alice"));
+    assert!(loaded.meta.persistent);
+    assert_eq!(loaded.meta.idle_timeout, None);
+    assert_eq!(loaded.meta.absolute_deadline, t + time::Duration::hours(2));
+    let mut change = Change::default();
+    change.idle_timeout = Some(Some(time::Duration::minutes(5)));
+    store
+        .update(&k, &change, t)
+        .await
+        .expect("update")
+        .expect("live");
+    let meta = store
+        .load(&k, None, t)
+        .await
+        .expect("load")
+        .expect("live")
+        .meta;
+    assert_eq!(meta.idle_timeout, Some(time::Duration::minutes(5)));
+    assert_eq!(meta.idle_deadline, t + time::Duration::minutes(5));
 }
 
 #[tokio::test]
