@@ -13,6 +13,7 @@ use crate::keeper::{Ending, Fit};
 use crate::record::{Metadata, Record};
 use crate::request::{Core, State};
 use crate::rules::Totals;
+use crate::settings::Settings;
 use crate::store::SessionInfo;
 
 /// The session of one request: typed values by key, plus ID rotation, logout, "remember me"
@@ -368,19 +369,10 @@ impl Session {
         &self,
         expires_at: Option<time::OffsetDateTime>,
     ) -> Result<(), SessionError> {
-        if let Some(at) = expires_at {
-            let now = self.core.started();
-            let max = time::Duration::try_from(crate::MAX_TIMEOUT).unwrap_or(time::Duration::MAX);
-            if (at - now).abs() > max {
-                return Err(SessionError::Expiry {
-                    detail: format!(
-                        "an end time {} days from now is further than the largest accepted,                          {} days (session_layer::MAX_TIMEOUT)",
-                        (at - now).whole_days(),
-                        crate::config::MAX_TIMEOUT_DAYS
-                    ),
-                });
-            }
-        }
+        let expires_at = expires_at
+            .map(|at| Settings::own_end_time(self.core.started(), at))
+            .transpose()
+            .map_err(|detail| SessionError::Expiry { detail })?;
         let mut state = self.state();
         state.accessed = true;
         state.ending.change.expires_at = Some(expires_at.map(crate::clock::to_millis));

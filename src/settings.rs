@@ -82,6 +82,24 @@ impl Settings {
         Ok(idle)
     }
 
+    /// `at` as a session's own end time at `now`, or why it is refused: no layer accepts
+    /// a lifetime past [`MAX_TIMEOUT`] either. The layer's longest session lifetime is
+    /// applied later, by the write rules, since it counts from the session's creation.
+    pub(crate) fn own_end_time(
+        now: time::OffsetDateTime,
+        at: time::OffsetDateTime,
+    ) -> Result<time::OffsetDateTime, String> {
+        let max = time::Duration::try_from(MAX_TIMEOUT).unwrap_or(time::Duration::MAX);
+        if (at - now).abs() > max {
+            return Err(format!(
+                "an end time {} days from now is further than the largest accepted, \
+                 {MAX_TIMEOUT_DAYS} days (session_layer::MAX_TIMEOUT)",
+                (at - now).whole_days()
+            ));
+        }
+        Ok(at)
+    }
+
     /// Whether a session's cookie carries a `Max-Age`: a persistent session's does, and so
     /// does that of a session with an expiry of its own (an idle timeout, or an end time
     /// other than the layer's lifetime), so the browser drops the cookie when the session
