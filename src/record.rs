@@ -16,7 +16,7 @@
 //! let mut record = Record::new(now, now + Duration::hours(1), now + Duration::days(1));
 //! let mut change = Change::default();
 //! change.set("cart", serde_json::json!(["apple"]));
-//! change.apply_to(&mut record);
+//! change.apply_data(record.data_mut());
 //! assert_eq!(record.data()["cart"], serde_json::json!(["apple"]));
 //! ```
 
@@ -269,9 +269,10 @@ impl Change {
     }
 
     /// Applies the change to a record, except a new end time and the idle restart, which
-    /// need the layer's rules: stores call [`WriteRules::apply`](crate::store::WriteRules::apply)
-    /// instead.
-    pub fn apply_to(&self, record: &mut Record) {
+    /// need the layer's rules: only this crate's tests use it; stores call
+    /// [`WriteRules::apply`](crate::store::WriteRules::apply).
+    #[cfg(test)]
+    pub(crate) fn apply_to(&self, record: &mut Record) {
         if self.touches_data() {
             self.apply_data(record.data_mut());
         }
@@ -291,9 +292,10 @@ impl Change {
         }
     }
 
-    /// Applies only the metadata part of the change, except a new end time and the idle
-    /// restart ([`WriteRules::apply_meta`](crate::store::WriteRules::apply_meta) does all).
-    pub fn apply_meta(&self, meta: &mut Metadata) {
+    /// Applies only the fields the change sets to the metadata; a new end time and the idle
+    /// restart need the layer's rules, so only
+    /// [`WriteRules::apply_meta`](crate::store::WriteRules::apply_meta) calls this.
+    pub(crate) fn apply_meta(&self, meta: &mut Metadata) {
         if let Some(touch) = self.touch {
             touch.apply_to(meta);
         }

@@ -356,7 +356,7 @@ impl WriteRules {
     /// Applies the metadata part of `change` at `now`, as every store and the client-side
     /// mode must:
     ///
-    /// 1. The fields the change sets ([`Change::apply_meta`]).
+    /// 1. The fields the change sets: touch, persistence, owner, idle timeout.
     /// 2. A new end time becomes the absolute deadline ([`end_time`](Self::end_time)), and
     ///    the idle deadline is capped at it.
     /// 3. Unless the change carries a touch of its own: if it sets the persistence or the

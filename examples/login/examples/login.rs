@@ -9,6 +9,10 @@
 //! cargo run --example login -- --help
 //! ```
 
+// The app's service type (auth over sessions over a choice of five stores, with TLS for
+// Redis among them) is deep enough to pass the compiler's default query depth.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 use std::time::Duration;
 
