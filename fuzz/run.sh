@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one fuzz target under libFuzzer for a while: fuzz/run.sh TARGET SECONDS [JOBS]
 #
-# Targets: cookie_header, session_id, unseal, redis_record (see fuzz/README.md).
+# Targets: cookie_header, session_id, unseal, redis_record, sqlite_record, postgres_record,
+# mysql_record (see fuzz/README.md).
 # With cargo-fuzz and a nightly toolchain it runs `cargo +nightly fuzz run`; otherwise (or
 # with FUZZ_BOOTSTRAP=1) it builds the target itself with cargo-fuzz's flags on the default
 # toolchain, which accepts them with RUSTC_BOOTSTRAP=1, so a machine with only stable Rust

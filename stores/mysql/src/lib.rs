@@ -114,6 +114,8 @@ pub use builder::{
 pub use config::{ConfigError, MAX_NAME_LEN};
 pub use session_layer::store::CleanupHandle;
 pub use sql::Statements;
+#[doc(hidden)]
+pub use columns::fuzz_columns;
 pub use sqlx;
 pub use store::MySqlStore;
 
