@@ -747,6 +747,8 @@ struct Counts {
     commands: f64,
     /// Redis: commands clients sent (each one round trip unless pipelined).
     round_trips: f64,
+    /// Redis: the server's CPU time per request, µs.
+    server_us: f64,
     /// SQL: statements sqlx reported.
     statements: f64,
     /// SQL: transactions ended (`COMMIT`/`ROLLBACK`) as sqlx reported them.
@@ -767,11 +769,11 @@ impl Admin {
         assert!(line.starts_with("+OK"), "CONFIG RESETSTAT: {line}");
     }
 
-    /// Calls since the last reset, leaving out the bench's own commands.
-    fn calls(&mut self) -> u64 {
+    /// The text of `INFO <section>`.
+    fn info(&mut self, section: &str) -> String {
         self.0
             .get_mut()
-            .write_all(b"INFO commandstats\r\n")
+            .write_all(format!("INFO {section}\r\n").as_bytes())
             .expect("send");
         let mut line = String::new();
         self.0.read_line(&mut line).expect("a reply");
@@ -782,7 +784,22 @@ impl Admin {
             .expect("a bulk reply");
         let mut body = vec![0; len + 2];
         self.0.read_exact(&mut body).expect("the body");
-        String::from_utf8_lossy(&body)
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// The CPU time the server has used, in µs (user and system, all its threads).
+    fn cpu_us(&mut self) -> f64 {
+        self.info("cpu")
+            .lines()
+            .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+            .filter_map(|l| l.split_once(':')?.1.trim().parse::<f64>().ok())
+            .sum::<f64>()
+            * 1e6
+    }
+
+    /// Calls since the last reset, leaving out the bench's own commands.
+    fn calls(&mut self) -> u64 {
+        self.info("commandstats")
             .lines()
             .filter_map(|l| l.strip_prefix("cmdstat_"))
             .filter(|l| {
@@ -820,6 +837,7 @@ async fn count(conf: &Conf, entries: &[Entry], redis_port: Option<u16>, n: usize
         if let Some(a) = &mut admin {
             a.reset();
         }
+        let cpu_before = admin.as_mut().map_or(0.0, Admin::cpu_us);
         if let Some(m) = &mut monitor {
             m.sent();
         }
@@ -842,7 +860,11 @@ async fn count(conf: &Conf, entries: &[Entry], redis_port: Option<u16>, n: usize
         let per = |x: u64| x as f64 / n as f64;
         // The window closes before `INFO`, which MONITOR would see.
         let round_trips = monitor.as_mut().map_or(0.0, |m| per(m.sent() as u64));
+        let server_us = admin
+            .as_mut()
+            .map_or(0.0, |a| (a.cpu_us() - cpu_before) / n as f64);
         out.push(Counts {
+            server_us,
             commands: admin.as_mut().map_or(0.0, |a| per(a.calls())),
             round_trips,
             // A transaction whose `BEGIN` sqlx did not report (PostgreSQL) still sent one.
@@ -1170,10 +1192,10 @@ fn show(s: Option<Stat>, digits: usize) -> String {
 
 fn render(conf: &Conf, f: &Figures, http: bool, opts: &Options, sink: &mut Sink) -> Table {
     let b = conf.backend;
-    let counts_header: [&str; 2] = if b.sql() {
-        ["statements/req", "transactions/req"]
+    let counts_header: &[&str] = if b.sql() {
+        &["statements/req", "transactions/req"]
     } else {
-        ["round trips/req", "commands/req"]
+        &["round trips/req", "commands/req", "server CPU µs/req"]
     };
     let mut table = Table::new(
         format!(
@@ -1181,20 +1203,21 @@ fn render(conf: &Conf, f: &Figures, http: bool, opts: &Options, sink: &mut Sink)
             b.name()
         ),
         &[
-            "case",
-            "store",
-            counts_header[0],
-            counts_header[1],
-            "1 thread µs/req",
-            "÷ floor",
-            "÷ peer",
-            "2×64 µs/req",
-            "÷ floor",
-            "÷ peer",
-            "HTTP req/s",
-            "× floor",
-            "× peer",
-        ],
+            &["case", "store"][..],
+            counts_header,
+            &[
+                "1 thread µs/req",
+                "÷ floor",
+                "÷ peer",
+                "2×64 µs/req",
+                "÷ floor",
+                "÷ peer",
+                "HTTP req/s",
+                "× floor",
+                "× peer",
+            ],
+        ]
+        .concat(),
     );
     let counts = |side, case| {
         let c: Counts = f.counts.get(&(side, case)).copied().unwrap_or_default();
@@ -1204,11 +1227,12 @@ fn render(conf: &Conf, f: &Figures, http: bool, opts: &Options, sink: &mut Sink)
             } else {
                 format!("{:.2}", c.transactions)
             };
-            [format!("{:.2}", c.statements), tx]
+            vec![format!("{:.2}", c.statements), tx]
         } else {
-            [
+            vec![
                 format!("{:.2}", c.round_trips),
                 format!("{:.2}", c.commands),
+                format!("{:.1}", c.server_us),
             ]
         }
     };
@@ -1342,7 +1366,9 @@ fn render(conf: &Conf, f: &Figures, http: bool, opts: &Options, sink: &mut Sink)
     } else {
         "Round trips: commands clients sent (`MONITOR`, leaving out those scripts run inside \
          Redis); commands: every command Redis ran, scripts' included (`INFO commandstats` \
-         after `CONFIG RESETSTAT` on a private redis-server)."
+         after `CONFIG RESETSTAT` on a private redis-server); server CPU: the growth of the \
+         server's `used_cpu_user` and `used_cpu_sys` over the counted requests (with \
+         `MONITOR` on, which adds to every command's cost alike)."
             .to_owned()
     });
     table
