@@ -819,13 +819,21 @@ impl Admin {
     }
 }
 
-async fn count(conf: &Conf, entries: &[Entry], redis_port: Option<u16>, n: usize) -> Vec<Counts> {
+/// Counts what `n` requests of each entry cost the backend. With `watch`, Redis round trips
+/// only (a `MONITOR` feed, which itself costs the server CPU per command); without, the rest.
+async fn count(
+    conf: &Conf,
+    entries: &[Entry],
+    redis_port: Option<u16>,
+    n: usize,
+    watch: bool,
+) -> Vec<Counts> {
     let mut admin = redis_port.map(|p| {
         Admin(BufReader::new(
             TcpStream::connect(("127.0.0.1", p)).expect("connect"),
         ))
     });
-    let mut monitor = redis_port.map(Monitor::start);
+    let mut monitor = redis_port.filter(|_| watch).map(Monitor::start);
     let mut out = Vec::new();
     for e in entries {
         // Sign-in and sign-out need their sessions made before counting starts.
@@ -918,8 +926,13 @@ fn in_process(conf: &Conf, opts: &Options, concurrent: bool, figures: &mut Figur
             batch(e, 1, warm).await;
         }
         if !concurrent {
-            let counts = count(conf, &entries, redis_port, counted).await;
-            for (e, c) in entries.iter().zip(counts) {
+            let counts = count(conf, &entries, redis_port, counted, false).await;
+            let trips = match redis_port {
+                Some(_) => count(conf, &entries, redis_port, counted, true).await,
+                None => vec![Counts::default(); entries.len()],
+            };
+            for ((e, mut c), t) in entries.iter().zip(counts).zip(trips) {
+                c.round_trips = t.round_trips;
                 figures.counts.insert((e.side, e.case), c);
             }
         }
@@ -1367,8 +1380,8 @@ fn render(conf: &Conf, f: &Figures, http: bool, opts: &Options, sink: &mut Sink)
         "Round trips: commands clients sent (`MONITOR`, leaving out those scripts run inside \
          Redis); commands: every command Redis ran, scripts' included (`INFO commandstats` \
          after `CONFIG RESETSTAT` on a private redis-server); server CPU: the growth of the \
-         server's `used_cpu_user` and `used_cpu_sys` over the counted requests (with \
-         `MONITOR` on, which adds to every command's cost alike)."
+         server's `used_cpu_user` and `used_cpu_sys` over the counted requests, counted \
+         apart from the round trips (`MONITOR` costs the server CPU per command)."
             .to_owned()
     });
     table
