@@ -516,7 +516,14 @@ async fn floor_handler(State(floor): State<Arc<Floor>>) -> String {
 
 /// Drops this run's tables (the Redis server is private and goes away by itself).
 async fn clean_up(conf: &Conf) {
-    let tables = [Side::Floor, Side::Ours, Side::Peer].map(|s| conf.table(s));
+    let ours = conf.table(Side::Ours);
+    // This crate's SQL stores keep their schema version in `<table>_migrations`.
+    let tables = [
+        conf.table(Side::Floor),
+        format!("{ours}_migrations"),
+        ours,
+        conf.table(Side::Peer),
+    ];
     let drop = |t: &String| format!("DROP TABLE IF EXISTS {t}");
     match conf.backend {
         Backend::Redis | Backend::Sqlite => {}
