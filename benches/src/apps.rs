@@ -21,6 +21,11 @@ pub(crate) enum Impl {
     Baseline,
     /// This crate on its `MemoryStore`.
     SessionLayer,
+    /// This crate on an `Arc<MemoryStore>`: the same path as the bare store.
+    SessionLayerArc,
+    /// This crate on a forwarding wrapper around `MemoryStore` (`testing::CountingStore`,
+    /// which counts each call and passes it on): the same path as the bare store.
+    SessionLayerWrapped,
     /// `tower-sessions` on its `MemoryStore`.
     TowerSessions,
     /// axum-extra's `PrivateCookieJar` (encrypted cookies, no store).
@@ -35,9 +40,11 @@ pub(crate) enum Impl {
 }
 
 impl Impl {
-    pub(crate) const ALL: [Impl; 7] = [
+    pub(crate) const ALL: [Impl; 9] = [
         Impl::Baseline,
         Impl::SessionLayer,
+        Impl::SessionLayerArc,
+        Impl::SessionLayerWrapped,
         Impl::TowerSessions,
         Impl::PrivateJar,
         Impl::SignedJar,
@@ -49,6 +56,8 @@ impl Impl {
         match self {
             Impl::Baseline => "baseline",
             Impl::SessionLayer => "session-layer",
+            Impl::SessionLayerArc => "session-layer, Arc<MemoryStore>",
+            Impl::SessionLayerWrapped => "session-layer, forwarding wrapper",
             Impl::TowerSessions => "tower-sessions",
             Impl::PrivateJar => "PrivateCookieJar",
             Impl::SignedJar => "SignedCookieJar",
@@ -62,6 +71,8 @@ impl Impl {
         match self {
             Impl::Baseline => "baseline",
             Impl::SessionLayer => "sl",
+            Impl::SessionLayerArc => "sl-arc",
+            Impl::SessionLayerWrapped => "sl-wrapped",
             Impl::TowerSessions => "ts",
             Impl::PrivateJar => "private-jar",
             Impl::SignedJar => "signed-jar",
@@ -92,6 +103,8 @@ impl Impl {
                 .route("/", get(plain))
                 .route("/read", get(seven)),
             Impl::SessionLayer => sl::app(),
+            Impl::SessionLayerArc => sl::arc_app(),
+            Impl::SessionLayerWrapped => sl::wrapped_app(),
             Impl::TowerSessions => ts::app(),
             Impl::PrivateJar => jar::private_app(),
             Impl::SignedJar => jar::signed_app(),
@@ -184,17 +197,23 @@ pub(crate) const ROWS: &[(Case, Impl)] = &[
     (Case::B1c, Impl::TowerSessions),
     (Case::B1c, Impl::Floor),
     (Case::B2, Impl::SessionLayer),
+    (Case::B2, Impl::SessionLayerArc),
+    (Case::B2, Impl::SessionLayerWrapped),
     (Case::B2, Impl::TowerSessions),
     (Case::B2, Impl::Floor),
     (Case::B2, Impl::ClientSide),
     (Case::B2, Impl::PrivateJar),
     (Case::B2, Impl::SignedJar),
     (Case::B3, Impl::SessionLayer),
+    (Case::B3, Impl::SessionLayerArc),
+    (Case::B3, Impl::SessionLayerWrapped),
     (Case::B3, Impl::TowerSessions),
     (Case::B3, Impl::ClientSide),
     (Case::B3, Impl::PrivateJar),
     (Case::B3, Impl::SignedJar),
     (Case::B4, Impl::SessionLayer),
+    (Case::B4, Impl::SessionLayerArc),
+    (Case::B4, Impl::SessionLayerWrapped),
     (Case::B4, Impl::TowerSessions),
     (Case::B4, Impl::ClientSide),
     (Case::B4, Impl::PrivateJar),
@@ -251,6 +270,20 @@ pub(crate) mod sl {
         // Capacity only bounds the store; raised so the login rows' leftovers never fill it.
         let store = MemoryStore::default().with_capacity(50_000_000);
         routes().layer(SessionLayer::new(store))
+    }
+
+    /// The same store shared behind an `Arc`.
+    pub(super) fn arc_app() -> Router {
+        let store = MemoryStore::default().with_capacity(50_000_000);
+        routes().layer(SessionLayer::new(std::sync::Arc::new(store)))
+    }
+
+    /// The same store behind a forwarding wrapper, as a user's metrics wrapper would be.
+    pub(super) fn wrapped_app() -> Router {
+        let store = MemoryStore::default().with_capacity(50_000_000);
+        routes().layer(SessionLayer::new(
+            session_layer::testing::CountingStore::new(store),
+        ))
     }
 
     /// The same handlers with the session sealed in the cookie (AES-256-GCM, the default).

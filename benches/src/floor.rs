@@ -1,4 +1,4 @@
-//! The floor: the least work a session layer with this crate's request flow (DESIGN.md) can
+//! The floor: the least work a session layer with this crate's request flow can
 //! do for B1, B1c and B2, measured beside the real ones so the targets can be read against
 //! what is possible at all on this machine.
 //!

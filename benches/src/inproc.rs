@@ -209,18 +209,21 @@ async fn run_rows(mode: Mode, opts: &Options, sink: &mut Sink) -> (Table, Result
         let us: Vec<f64> = e.ns.iter().map(|n| n / 1e3).collect();
         let ratio: Vec<f64> = e.ns.iter().zip(&base).map(|(n, b)| n / b).collect();
         let over: Vec<f64> = e.ns.iter().zip(&base).map(|(n, b)| (n - b) / 1e3).collect();
-        let vs_peer = matches!(imp, Impl::SessionLayer | Impl::Floor)
-            .then(|| peer.get(&case))
-            .flatten()
-            .and_then(|p| {
-                let v: Vec<f64> =
-                    e.ns.iter()
-                        .zip(p)
-                        .zip(&base)
-                        .map(|((n, p), b)| (n - b) / (p - b))
-                        .collect();
-                Stat::of(&v)
-            });
+        let vs_peer = matches!(
+            imp,
+            Impl::SessionLayer | Impl::SessionLayerArc | Impl::SessionLayerWrapped | Impl::Floor
+        )
+        .then(|| peer.get(&case))
+        .flatten()
+        .and_then(|p| {
+            let v: Vec<f64> =
+                e.ns.iter()
+                    .zip(p)
+                    .zip(&base)
+                    .map(|((n, p), b)| (n - b) / (p - b))
+                    .collect();
+            Stat::of(&v)
+        });
         let vs_jar = (imp == Impl::ClientSide)
             .then(|| jar.get(&case))
             .flatten()

@@ -1,19 +1,23 @@
 //! Benchmarks `session-layer` against a no-session baseline and the crates its users would
-//! pick instead, in one run, and checks the targets of issue 7.
+//! pick instead, in one run, and checks the project's targets.
 //!
 //! ```text
 //! cargo run --release -p session-layer-bench -- all           # everything: table + target/bench.csv
 //! cargo run --release -p session-layer-bench -- all --smoke   # each case a few hundred times (CI)
 //! cargo run --release -p session-layer-bench -- inproc --cases B2,B3 --only sl,ts
+//! cargo run -p session-layer-bench -- stores --smoke   # the store rows, a few requests each (CI)
 //! ```
 //!
 //! Commands: `all`, `inproc` (single-threaded and 2×64), `single`, `concurrent`, `http`
 //! (wrk, B2), `memory` (bytes per session), `scale` (B2 at 1,000 and 1,000,000 sessions),
-//! `redis` (round trips and cost ÷ a raw GET on a private redis-server; part of `all`),
+//! `stores [redis|postgres|sqlite|mysql ...]` (each store beside tower-sessions' store on
+//! the same backend and a floor of one raw query: time in process and over HTTP, round trips,
+//! commands, statements; part of `all`), `redis` (this crate's Redis store alone: round trips
+//! and cost ÷ a raw GET on a private redis-server),
 //! `instructions` (per request, by callgrind, for the closest comparisons; part of `all`),
 //! `tokens` (minting and verifying one session token beside a session read),
 //! `profile <impl> <case> <iters> [single|2x64]` (one row, for callgrind or perf). Internal: `serve`,
-//! `mem-child`, `scale-child`.
+//! `mem-child`, `scale-child`, `serve-store`.
 //!
 //! Options: `--smoke`, `--rounds N` (11), `--sample-ms N` (100), `--http-rounds N` (5),
 //! `--http-secs N` (5), `--sessions N` (1,000,000), `--only a,b` (implementations: sl, ts,
@@ -29,6 +33,7 @@ mod instructions;
 mod memory;
 mod redis_bench;
 mod report;
+mod stores;
 mod tokens;
 
 use std::path::PathBuf;
@@ -185,6 +190,17 @@ fn main() {
     };
     match command.as_str() {
         "serve" => return http_bench::serve(imp_arg(0)),
+        "serve-store" => return stores::serve(&rest),
+        "stores" => {
+            println!("{}", machine());
+            let mut sink = Sink::default();
+            let only = (!rest.is_empty()).then_some(rest.as_slice());
+            // Each backend's table is printed as it finishes.
+            let _ = stores::run(&opts, only, &mut sink);
+            println!("{}", sink.targets_table().render());
+            write_csv(&opts, &sink);
+            return;
+        }
         "mem-child" => return memory::mem_child(imp_arg(0), num_arg(1)),
         "scale-child" => {
             let sizes: Vec<usize> = rest
@@ -236,7 +252,7 @@ fn main() {
         "instructions" => (false, false, false, false, false),
         _ => usage(),
     };
-    let redis = command == "all";
+    let stores = command == "all";
     // Minutes under valgrind: not part of a smoke run.
     let instructions = command == "instructions" || (command == "all" && !opts.smoke);
 
@@ -287,14 +303,15 @@ fn main() {
     if instructions {
         show(instructions::run(&opts, &mut sink), &mut tables);
     }
-    if redis {
-        if let Some(table) = redis_bench::run(&opts) {
-            redis_targets(&table, &mut sink);
-            show(table, &mut tables);
-        }
+    if stores {
+        // Printed as each backend finishes.
+        tables.extend(stores::run(&opts, None, &mut sink));
     }
     show(sink.targets_table(), &mut tables);
+    write_csv(&opts, &sink);
+}
 
+fn write_csv(opts: &Options, sink: &Sink) {
     if let Some(dir) = opts.csv.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -382,7 +399,7 @@ fn lead_targets(mode: Mode, r: &inproc::Results, sink: &mut Sink) {
     }
 }
 
-/// The Redis targets of issue 7, from the `redis` table's round-trip column.
+/// The Redis targets, from the `redis` table's round-trip column.
 fn redis_targets(table: &Table, sink: &mut Sink) {
     let trips = |label: &str| {
         table

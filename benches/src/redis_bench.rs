@@ -30,14 +30,14 @@ use crate::report::{Stat, Table};
 use crate::Options;
 
 /// A private `redis-server`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     port: u16,
     dir: PathBuf,
     child: Child,
 }
 
 impl Server {
-    fn start() -> Option<Server> {
+    pub(crate) fn start() -> Option<Server> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .ok()?
@@ -65,7 +65,7 @@ impl Server {
         Some(server)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
@@ -81,10 +81,10 @@ impl Drop for Server {
 /// The system clock plus an offset the bench moves, so every request of a row can find its
 /// touch due.
 #[derive(Debug, Clone, Default)]
-struct Shifted(Arc<AtomicI64>);
+pub(crate) struct Shifted(Arc<AtomicI64>);
 
 impl Shifted {
-    fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_millis() as i64, Ordering::Relaxed);
     }
 }
@@ -97,14 +97,14 @@ impl Clock for Shifted {
 }
 
 /// Counts the commands clients send, from a raw `MONITOR` connection.
-struct Monitor {
+pub(crate) struct Monitor {
     lines: Arc<Mutex<Vec<String>>>,
     control: BufReader<TcpStream>,
     marks: usize,
 }
 
 impl Monitor {
-    fn start(port: u16) -> Monitor {
+    pub(crate) fn start(port: u16) -> Monitor {
         let mut feed = TcpStream::connect(("127.0.0.1", port)).expect("connect MONITOR");
         feed.write_all(b"MONITOR\r\n").expect("send MONITOR");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -126,7 +126,7 @@ impl Monitor {
     }
 
     /// Commands sent by clients since the last call (one round trip each).
-    fn sent(&mut self) -> usize {
+    pub(crate) fn sent(&mut self) -> usize {
         self.marks += 1;
         let mark = format!("bench-mark-{}", self.marks);
         let stream = self.control.get_mut();

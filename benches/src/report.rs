@@ -145,7 +145,7 @@ impl Csv {
     }
 }
 
-/// A target from the issue, checked against this run's figures.
+/// A target of the project, checked against this run's figures.
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) what: String,
@@ -189,7 +189,7 @@ impl Sink {
 
     pub(crate) fn targets_table(&self) -> Table {
         let mut t = Table::new(
-            "Targets (issue 7)",
+            "Targets",
             &["target", "goal", "measured (median [min–max])", "met"],
         );
         for x in &self.targets {
@@ -214,7 +214,7 @@ impl Sink {
             "Met means the median meets the goal; min and max show how far the noise reaches. \
              A floor row measures the same target on the least work a layer with this crate's \
              request flow can do (`benches/src/floor.rs`, not a session implementation): where \
-             not even the floor meets a goal, no implementation of DESIGN.md can. For the \
+             not even the floor meets a goal, no layer with this request flow can. For the \
              client-side write unread (B4), the floor is `PrivateCookieJar`'s own read and \
              write (its B3): a session kept in one cookie must open the cookie to keep its \
              other keys and deadlines, then reseal it, both through the `cookie` crate, while \
