@@ -111,11 +111,11 @@ pub use builder::{
     MySqlStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CLEANUP_BATCH, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_QUERY_TIMEOUT, DEFAULT_TABLE,
 };
+#[doc(hidden)]
+pub use columns::fuzz_columns;
 pub use config::{ConfigError, MAX_NAME_LEN};
 pub use session_layer::store::CleanupHandle;
 pub use sql::Statements;
-#[doc(hidden)]
-pub use columns::fuzz_columns;
 pub use sqlx;
 pub use store::MySqlStore;
 

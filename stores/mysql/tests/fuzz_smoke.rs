@@ -4,9 +4,5 @@
 
 #[test]
 fn the_column_decoders_survive_hostile_rows() {
-    session_layer_test_support::fuzz::smoke(
-        "mysql_record",
-        13,
-        session_layer_mysql::fuzz_columns,
-    );
+    session_layer_test_support::fuzz::smoke("mysql_record", 13, session_layer_mysql::fuzz_columns);
 }
