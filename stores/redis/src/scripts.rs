@@ -223,23 +223,37 @@ return string.sub(value, 1, head)
 /// time, the idle deadline and the TTL of a live record if a touch is due, and returns the
 /// value (as `GET` would; `W` for a key of another type, such as a record of the previous
 /// format) for the caller to read.
+///
+/// Every read runs it, so it stands alone rather than after [`PRELUDE`]: it reads only the
+/// fields a touch needs, with the same checks as the prelude's `parse` (a value `parse`
+/// refuses is returned untouched) and the same rule as its `due`.
 const LOAD_TOUCHING: &str = r"
 local k = KEYS[1]
 local v = redis.pcall('GET', k)
 if type(v) == 'table' then return 'W' end
-local r = parse(v)
-if not r then return v end
-local now = tonumber(ARGV[1])
-if now < r.idle and now < r.abs then
-  local n = due(r.idle, r.abs, r.pers, r.it, now, ARGV[2], ARGV[3], ARGV[4])
-  if n then
-    local moved = t16(now) .. t16(n)
-    redis.call('SETRANGE', k, 20, moved)
-    redis.call('PEXPIRE', k, string.format('%d', n - now))
-    return string.sub(v, 1, 20) .. moved .. string.sub(v, 53)
-  end
+if type(v) ~= 'string' or string.byte(v, 1) ~= 50 then return v end
+local sub = string.sub
+local hl = tonumber(sub(v, 2, 4))
+if not hl or hl < 80 or hl > #v then return v end
+local ol = tonumber(sub(v, 71, 80))
+local idle, abs = tonumber(sub(v, 37, 52)), tonumber(sub(v, 53, 68))
+if not ol or not idle or not abs or hl + ol > #v then return v end
+local it = nil
+if hl >= 97 and sub(v, 81, 81) == '1' then
+  it = tonumber(sub(v, 82, 97))
+  if not it then return v end
 end
-return v
+local now = tonumber(ARGV[1])
+if not (now < idle and now < abs) then return v end
+local n = tonumber(ARGV[2])
+if sub(v, 69, 69) == '1' then n = tonumber(ARGV[3]) end
+if it then n = now + it end
+if n > abs then n = abs end
+if n - idle <= tonumber(ARGV[4]) then return v end
+local moved = string.format('%016d', now) .. string.format('%016d', n)
+redis.call('SETRANGE', k, 20, moved)
+redis.call('PEXPIRE', k, string.format('%d', n - now))
+return sub(v, 1, 20) .. moved .. sub(v, 53)
 ";
 
 /// Rotation on one server, in one step. KEYS: old session, new session, [index of the new
@@ -353,7 +367,7 @@ impl Scripts {
         Self {
             create: with_prelude(CREATE),
             write: with_prelude(WRITE),
-            load_touching: with_prelude(LOAD_TOUCHING),
+            load_touching: Script::new(LOAD_TOUCHING),
             rotate: with_prelude(ROTATE),
             move_out: with_prelude(MOVE_OUT),
             move_back: Script::new(MOVE_BACK),
