@@ -132,7 +132,9 @@ pub(crate) fn store_call<'a, T: Send + 'a>(
         duration_us = Empty,
         error = Empty,
     );
-    let started = Instant::now();
+    // The clock is read only for someone who takes the duration: a subscriber of the span,
+    // or the histogram.
+    let started = (cfg!(feature = "metrics") || !span.is_disabled()).then(Instant::now);
     let waiting = match span.in_scope(call).into_ready() {
         Ok(answer) => {
             called(&span, op, started, answer.as_ref().err());
@@ -147,7 +149,10 @@ pub(crate) fn store_call<'a, T: Send + 'a>(
     })
 }
 
-fn called(span: &Span, op: &'static str, started: Instant, error: Option<&StoreError>) {
+fn called(span: &Span, op: &'static str, started: Option<Instant>, error: Option<&StoreError>) {
+    let Some(started) = started else {
+        return;
+    };
     let elapsed = started.elapsed();
     span.record(
         "duration_us",

@@ -1,6 +1,7 @@
 //! Sessions kept in their own cookies: the cookie is opened when the handler first reads
 //! the session, and the result is sealed into the response after the handler returns.
 
+use std::future::Future;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -192,7 +193,10 @@ impl Keeper for Sealing {
         Settled::Done(self.reseal(saving, record, cookie, meta))
     }
 
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Sealed>) -> StoreFuture<'a, Kept> {
+    fn save<'a>(
+        &'a self,
+        saving: &'a Saving<'a, Sealed>,
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send + 'a {
         let (Some(cookie), Some(Some(record))) = (saving.cookie, saving.loaded) else {
             // Settling answers every case without an opened session.
             return StoreFuture::ready(match self.settle(saving) {

@@ -7,6 +7,7 @@
 mod stored;
 
 use std::fmt::Debug;
+use std::future::Future;
 
 use http::HeaderValue;
 use serde_json::Value;
@@ -48,8 +49,12 @@ pub(crate) trait Keeper: Debug + Send + Sync + 'static {
     /// waits for.
     fn settle(&self, saving: &Saving<'_, Self::Cookie>) -> Settled;
 
-    /// The save that [`settle`](Self::settle) said needs a store call.
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Self::Cookie>) -> StoreFuture<'a, Kept>;
+    /// The save that [`settle`](Self::settle) said needs a store call. Its future is the
+    /// keeper's own, not boxed: the request core boxes the save once, only if it waits.
+    fn save<'a>(
+        &'a self,
+        saving: &'a Saving<'a, Self::Cookie>,
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send + 'a;
 
     /// The handle the session behind `cookie` is listed under, if it has one.
     fn handle(&self, cookie: &Self::Cookie) -> Option<SessionHandle>;

@@ -2,6 +2,7 @@
 //! policy, which picks the one store operation a request needs (create, apply, rotate,
 //! delete) and what the cookie says afterwards.
 
+use std::future::Future;
 use std::sync::OnceLock;
 
 use time::OffsetDateTime;
@@ -121,8 +122,11 @@ impl<S: SessionStore> Keeper for Stored<S> {
         }))
     }
 
-    fn save<'a>(&'a self, saving: &'a Saving<'a, Named>) -> StoreFuture<'a, Kept> {
-        StoreFuture::boxed(self.save_now(saving))
+    fn save<'a>(
+        &'a self,
+        saving: &'a Saving<'a, Named>,
+    ) -> impl Future<Output = Result<Kept, StoreError>> + Send + 'a {
+        self.save_now(saving)
     }
 
     fn handle(&self, cookie: &Named) -> Option<SessionHandle> {

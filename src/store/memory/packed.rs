@@ -30,14 +30,36 @@ const PERSISTENT: u8 = 1;
 const HAS_USER: u8 = 2;
 const HAS_IDLE_TIMEOUT: u8 = 4;
 
+/// The most a thread's scratch buffer keeps between records, in bytes.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+thread_local! {
+    /// Where a record is written before it is copied into its own allocation.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A packed session record.
 pub(super) struct Packed(Box<[u8]>);
 
 impl Packed {
     pub(super) fn new(record: &Record) -> Self {
+        let user = record.meta.user.as_deref();
+        // Written into this thread's scratch buffer, then copied once into an allocation of
+        // exactly its length: no growing or shrinking of the record's own allocation.
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            Self::write(record, user, out);
+            let packed = Self(Box::from(&out[..]));
+            // A rare large session does not keep its size of memory on the thread.
+            if out.capacity() > SCRATCH_KEPT {
+                *out = Vec::new();
+            }
+            packed
+        })
+    }
+
+    fn write(record: &Record, user: Option<&str>, out: &mut Vec<u8>) {
         let m = &record.meta;
-        let user = m.user.as_deref();
-        let mut out = Vec::with_capacity(HEADER + user.map_or(0, |u| 4 + u.len()) + 64);
         for t in [m.created, m.last_seen, m.idle_deadline, m.absolute_deadline] {
             out.extend_from_slice(&millis::of(t).to_le_bytes());
         }
@@ -55,9 +77,8 @@ impl Packed {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(user.as_bytes());
         }
-        serde_json::to_writer(&mut out, record.data())
+        serde_json::to_writer(&mut *out, record.data())
             .expect("a JSON map of JSON values always serializes");
-        Self(out.into_boxed_slice())
     }
 
     fn time(&self, at: usize) -> i64 {
