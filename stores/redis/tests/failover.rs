@@ -27,6 +27,8 @@ use session_layer_redis::RedisStore;
 const SESSIONS: usize = 300;
 /// How long the sign-outs go on at most once the new master has a replica again.
 const LOAD_AFTER_RECOVERY: Duration = Duration::from_secs(4);
+/// How long the load goes on past that while no sign-out has gone through the new master.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 /// Concurrent sign-out clients, and the pause each takes between requests.
 const SIGN_OUT_CLIENTS: usize = 4;
 const SIGN_OUT_PAUSE: Duration = Duration::from_millis(20);
@@ -165,7 +167,20 @@ async fn run(wait: bool) -> Option<Figures> {
     let recovered = Instant::now();
 
     // The rest of the sign-outs, and reads through the new master meanwhile.
-    while !queue.lock().unwrap().is_empty() && recovered.elapsed() < LOAD_AFTER_RECOVERY {
+    // On a busy machine the replica may take a while to be in sync (a full resync of the
+    // old master), and until then every waited sign-out is refused: keep the load on until
+    // one goes through the new master, for at most RECOVERY_LIMIT.
+    let through_new_master = || {
+        sign_outs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(at, acknowledged, _, _)| *at == Phase::After && *acknowledged)
+    };
+    while !queue.lock().unwrap().is_empty()
+        && (recovered.elapsed() < LOAD_AFTER_RECOVERY
+            || (!through_new_master() && recovered.elapsed() < RECOVERY_LIMIT))
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::SeqCst);
