@@ -1,5 +1,5 @@
-//! The MySQL store's column decoding: any bytes, split at NUL bytes into the key column, the
-//! owner column and the data column's JSON text, through the store's own decoders; what
+//! The MySQL store's column decoding: any bytes, split at the first NUL into the key column and
+//! the data column's JSON text, through the store's own decoders; what
 //! decodes must read back the same once written. Run with `fuzz/run.sh mysql_record 60`.
 
 #![no_main]
