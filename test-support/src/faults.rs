@@ -55,7 +55,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use reqwest::Method;
 use session_layer::id::SessionId;
-use session_layer::{Session, SessionError, SessionStore};
+use session_layer::{Session, SessionError, SessionStore, StoreErrorKind};
 
 use crate::app::{call, layer, serve, write, Reply};
 
@@ -485,4 +485,83 @@ fn check(tally: &mut Tally, request: &Request<'_>, reply: Reply, took: Duration,
             .failures
             .push(format!("client {c}: {what} answered {other}")),
     }
+}
+
+/// The backend going away and coming back with no load, on the private `server` behind
+/// `store` (named `name` in messages). While it is stopped, a read, a write, a new session,
+/// a rotation and a logout each get a 5xx without `Set-Cookie`, and the store reports the
+/// backend unavailable, all within ten seconds; once it is back, the same process and pool
+/// serve the session with its data and take writes and new sessions again.
+///
+/// # Panics
+///
+/// When any of that does not hold.
+pub async fn outage_then_recovery<S>(store: S, server: &mut impl Server, name: &str)
+where
+    S: SessionStore + Clone,
+{
+    let down = |reply: &Reply, what: &str| {
+        assert!(
+            reply.status.is_server_error(),
+            "{what}: expected a 5xx while {name} is down, got {}",
+            reply.status
+        );
+        assert_eq!(
+            reply.cookie, None,
+            "{what}: a Set-Cookie was sent while {name} is down"
+        );
+    };
+    let addr = serve(crate::app::router(store.clone())).await;
+    let client = reqwest::Client::new();
+
+    let signed_in = call(&client, addr, Method::POST, "/set/n/1", None).await;
+    let cookie = signed_in.cookie.expect("a session");
+
+    server.stop();
+    let started = Instant::now();
+    let read = call(&client, addr, Method::GET, "/get/n", Some(&cookie)).await;
+    down(&read, "a read of a stored session");
+    let write = call(&client, addr, Method::POST, "/set/n/2", Some(&cookie)).await;
+    down(&write, "a write to a stored session");
+    let fresh = call(&client, addr, Method::POST, "/set/n/3", None).await;
+    down(&fresh, "a new session (its ID was never stored)");
+    let login = call(&client, addr, Method::POST, "/login/alice", Some(&cookie)).await;
+    down(&login, "a rotation");
+    let logout = call(&client, addr, Method::POST, "/logout", Some(&cookie)).await;
+    down(&logout, "a logout (never a success while the row survives)");
+    // What the layer saw: "unreachable", not "slow" and not "no such session".
+    let key = SessionId::parse(cookie.as_bytes())
+        .expect("an ID")
+        .storage_key();
+    let now = time::OffsetDateTime::now_utc();
+    let err = store
+        .load(&key, None, now)
+        .await
+        .expect_err("the server is down");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failing took {:?}: the timeouts do not hold",
+        started.elapsed()
+    );
+
+    server.restart();
+    // The same process, the same pool: the session is still there, and writes work again.
+    let read = call(&client, addr, Method::GET, "/get/n", Some(&cookie)).await;
+    assert_eq!(
+        read.status, 200,
+        "no recovery after {name} came back: {}",
+        read.body
+    );
+    assert_eq!(read.body, "\"1\"", "the session was lost during the outage");
+    assert_eq!(read.cookie, None);
+    let write = call(&client, addr, Method::POST, "/set/n/4", Some(&cookie)).await;
+    assert_eq!(write.status, 200);
+    let read = call(&client, addr, Method::GET, "/get/n", Some(&cookie)).await;
+    assert_eq!(read.body, "\"4\"");
+    let fresh = call(&client, addr, Method::POST, "/set/n/5", None).await;
+    assert!(
+        fresh.cookie.is_some_and(|c| !c.is_empty()),
+        "new sessions work again"
+    );
 }

@@ -21,27 +21,6 @@ use session_layer_test_support::logs::LogCapture;
 /// The store's acquire and query timeouts in this test.
 const TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The server's controls; a restart blocks until the server answers again.
-struct Private(Server);
-
-impl faults::Server for Private {
-    fn stop(&mut self) {
-        self.0.stop();
-    }
-
-    fn restart(&mut self) {
-        self.0.resume();
-    }
-
-    fn freeze(&mut self) {
-        self.0.pause();
-    }
-
-    fn thaw(&mut self) {
-        self.0.unpause();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_and_freezes_under_load_fail_promptly_and_lose_nothing_acknowledged() {
     let logs = LogCapture::global();
@@ -67,5 +46,5 @@ async fn kills_and_freezes_under_load_fail_promptly_and_lose_nothing_acknowledge
         after_last_fault: Duration::from_millis(1_500),
         recovery: Duration::from_secs(15),
     };
-    faults::fail_promptly_and_lose_nothing_acknowledged(store, Private(server), &plan, logs).await;
+    faults::fail_promptly_and_lose_nothing_acknowledged(store, server, &plan, logs).await;
 }

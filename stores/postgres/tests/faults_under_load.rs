@@ -16,32 +16,11 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use session_layer_postgres::PostgresStore;
-use session_layer_test_support::faults::{self, Plan, Server};
+use session_layer_test_support::faults::{self, Plan};
 use session_layer_test_support::logs::LogCapture;
 
 /// The store's acquire and query timeouts in this test.
 const TIMEOUT: Duration = Duration::from_millis(500);
-
-/// The cluster's controls; `pg_ctl` blocks until the server is down or up.
-struct Private(Cluster);
-
-impl Server for Private {
-    fn stop(&mut self) {
-        self.0.stop();
-    }
-
-    fn restart(&mut self) {
-        self.0.resume();
-    }
-
-    fn freeze(&mut self) {
-        self.0.pause();
-    }
-
-    fn thaw(&mut self) {
-        self.0.unpause();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_and_freezes_under_load_fail_promptly_and_lose_nothing_acknowledged() {
@@ -68,5 +47,5 @@ async fn stops_and_freezes_under_load_fail_promptly_and_lose_nothing_acknowledge
         after_last_fault: Duration::from_millis(1_500),
         recovery: Duration::from_secs(15),
     };
-    faults::fail_promptly_and_lose_nothing_acknowledged(store, Private(cluster), &plan, logs).await;
+    faults::fail_promptly_and_lose_nothing_acknowledged(store, cluster, &plan, logs).await;
 }

@@ -189,3 +189,23 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The cluster's controls for the shared fault tests; `stop` and `restart` block until the
+/// server is down or answers again.
+impl session_layer_test_support::faults::Server for Cluster {
+    fn stop(&mut self) {
+        Cluster::stop(self);
+    }
+
+    fn restart(&mut self) {
+        self.resume();
+    }
+
+    fn freeze(&mut self) {
+        self.pause();
+    }
+
+    fn thaw(&mut self) {
+        self.unpause();
+    }
+}
