@@ -15,33 +15,10 @@ use session_layer_auth::{AuthManagerLayer, AuthSession};
 
 use login_support::app::config::Config;
 use login_support::app::users::{User, Users};
-use login_support::serve_with;
+use login_support::{browser, serve_with, sign_in};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use session_layer::MemoryStore;
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
-
-async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
-    let res = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("username", user),
-            ("password", password),
-            ("next", "/account"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "sign-in as {user} failed");
-    assert_eq!(res.url().path(), "/account");
-    res.text().await.unwrap()
-}
 
 /// When the account page says the session signed in, to the second (without the relative
 /// "(1 s ago)", which moves by itself).

@@ -8,18 +8,10 @@ use std::time::Duration;
 
 use login_support::app;
 use login_support::app::config::{Command, Config};
-use login_support::serve;
+use login_support::{browser, serve, sign_in};
 use reqwest::header::{LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-
-/// A client that keeps cookies and follows redirects, like a browser.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
 
 /// A client that keeps nothing and follows nothing, to look at single responses.
 fn raw() -> reqwest::Client {
@@ -27,21 +19,6 @@ fn raw() -> reqwest::Client {
         .redirect(Policy::none())
         .build()
         .unwrap()
-}
-
-async fn sign_in(client: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
-    let res = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("username", user),
-            ("password", password),
-            ("next", "/account"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "sign-in as {user} failed");
-    res.text().await.unwrap()
 }
 
 async fn page(client: &reqwest::Client, url: String) -> (StatusCode, String, String) {

@@ -92,3 +92,38 @@ async fn record(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request, next: N
     seen.lock().unwrap().push(entry);
     res
 }
+
+/// A client that keeps cookies and follows redirects, like a browser.
+pub(crate) fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// Signs `user` in through the form, asking to go on to the account page: the page it
+/// lands on, after checking it is that page.
+pub(crate) async fn sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let res = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("next", "/account"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        reqwest::StatusCode::OK,
+        "sign-in as {user} failed"
+    );
+    assert_eq!(res.url().path(), "/account");
+    res.text().await.unwrap()
+}
