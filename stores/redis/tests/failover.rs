@@ -268,6 +268,16 @@ async fn without_the_replication_wait_a_failover_can_lose_acknowledged_sign_outs
         return;
     };
     assert!(figures.acknowledged > 0, "{figures:?}");
+    // What the name says: a sign-out acknowledged while the replica lagged is gone with the
+    // old master (a few sent just before the lag began are lost as well).
+    assert!(
+        figures.acknowledged_while_lagging > 0,
+        "no sign-out was acknowledged while the replica lagged: {figures:?}"
+    );
+    assert!(
+        figures.lost >= figures.acknowledged_while_lagging,
+        "{figures:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
